@@ -1,0 +1,4 @@
+//! Archy's executor: a JSON-RPC 2.0 service on a socket-activated Unix socket that runs
+//! commands in tmux sessions the user can watch.
+
+pub mod api;
