@@ -1,0 +1,161 @@
+"""``archy run -- CMD``: run a command through the executor directly (no model).
+
+Output streams live; the exit status is the command's. A password prompt is read without echo
+and sent with ``secret: true``; another prompt is answered with a line from the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import shlex
+import sys
+import threading
+
+from rich.text import Text
+
+from ..client import Client, OutputStream
+from ..errors import ArchyError, RefusedByPolicy
+from ..safety import looks_like_password_prompt
+from ..types import CommandResult, CommandState
+from .common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_REFUSED,
+    make_client,
+    make_console,
+    print_json,
+    report_errors,
+)
+from .ui import stdin_is_terminal
+
+
+def command_line(words: list[str]) -> str:
+    """One word is a command line as typed; several are argv, quoted for the shell."""
+    if words and words[0] == "--":
+        words = words[1:]
+    return words[0] if len(words) == 1 else shlex.join(words)
+
+
+class _Printer:
+    def __init__(self) -> None:
+        self.printed: list[str] = []
+
+    def pump(self, stream: OutputStream) -> None:
+        try:
+            for event in stream:
+                if event.data:
+                    self.printed.append(event.data)
+                    sys.stdout.write(event.data)
+                    sys.stdout.flush()
+        except ArchyError:
+            pass
+
+    def rest(self, result: CommandResult) -> None:
+        """Print what the stream did not (e.g. output made before the subscription began)."""
+        seen = "".join(self.printed)
+        if not seen:
+            sys.stdout.write(result.output)
+        elif result.output.startswith(seen):
+            sys.stdout.write(result.output[len(seen) :])
+        sys.stdout.flush()
+
+
+def follow(
+    client: Client, result: CommandResult, printer: _Printer | None, timeout: float | None
+) -> CommandResult:
+    while result.state.is_live:
+        if result.state is CommandState.WAITING_FOR_INPUT:
+            prompt = (result.prompt or "").rstrip()
+            if not stdin_is_terminal():
+                sys.stderr.write(
+                    f"archy: the command waits for input ({prompt!r}) and there is "
+                    "no terminal; interrupting it\n"
+                )
+                client.interrupt(id=result.id)
+                return client.wait(result.id, timeout_ms=5000)
+            if looks_like_password_prompt(prompt):
+                text = getpass.getpass(f"{prompt} ")
+                client.send_input(text, session=result.session, secret=True)
+            else:
+                text = input(f"{prompt} " if prompt else "input> ")
+                client.send_input(text, session=result.session)
+        stream = None
+        pump = None
+        if printer is not None:
+            try:
+                stream = client.subscribe_output(result.id)
+            except ArchyError:
+                stream = None
+            if stream is not None:
+                pump = threading.Thread(target=printer.pump, args=(stream,), daemon=True)
+                pump.start()
+        try:
+            result = client.wait(
+                result.id, timeout_ms=int((timeout or 3600) * 1000), max_bytes=16 * 1024 * 1024
+            )
+        finally:
+            if stream is not None and pump is not None:
+                if not result.state.is_live:
+                    pump.join(timeout=2.0)
+                stream.close()
+                pump.join(timeout=2.0)
+        if timeout is not None and result.state is CommandState.RUNNING:
+            break
+    return result
+
+
+@report_errors
+def run(args: argparse.Namespace) -> int:
+    command = command_line(args.command)
+    if not command.strip():
+        print("usage: archy run [-s SESSION] [--timeout SECS] -- COMMAND…", file=sys.stderr)
+        return 2
+    client = make_client(args)
+    err = make_console(stderr=True)
+    with client:
+        try:
+            result = client.execute(
+                command, session=args.session, wait=False, queue=args.queue or None, cwd=args.cwd
+            )
+        except RefusedByPolicy as exc:
+            if args.json:
+                print_json({"error": exc.to_json()})
+            else:
+                err.print(
+                    Text(
+                        f"archy: refused by the executor's policy (rule {exc.rule}): {exc.message}",
+                        style="bold red",
+                    )
+                )
+            return EXIT_REFUSED
+        printer = None if args.json else _Printer()
+        try:
+            result = follow(client, result, printer, args.timeout)
+        except KeyboardInterrupt:
+            client.interrupt(id=result.id)
+            return EXIT_INTERRUPTED
+        if args.json:
+            print_json(result.to_json())
+        elif printer is not None:
+            printer.rest(result)
+    if result.state is CommandState.EXITED and result.exit_code is not None:
+        return result.exit_code
+    if result.state is CommandState.INTERRUPTED:
+        return EXIT_INTERRUPTED
+    if not args.json:
+        err.print(
+            Text(
+                f"archy: {result.id} is still {result.state.value} after "
+                f"{args.timeout} s (it keeps running)",
+                style="yellow",
+            )
+        )
+    return EXIT_ERROR
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timeout", type=float, help="stop waiting after SECS (it keeps running)")
+    p.add_argument("--queue", action="store_true", help="wait for a busy session")
+    p.add_argument("--cwd", help="directory to run in (persists, like cd)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command (after --)")
