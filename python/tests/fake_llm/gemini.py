@@ -14,8 +14,7 @@ from typing import Any
 from .server import Reply, Request, ScriptedServer
 
 _PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):generateContent$")
-_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND",
-           500: "INTERNAL"}
+_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 500: "INTERNAL"}
 
 
 class FakeGemini(ScriptedServer):
@@ -34,8 +33,9 @@ class FakeGemini(ScriptedServer):
         return None
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
-        return {"error": {"code": status, "message": message,
-                          "status": _STATUS.get(status, "UNKNOWN")}}
+        return {
+            "error": {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}
+        }
 
     def model(self, index: int = 0) -> str:
         m = _PATH.match(self.requests[index].path.split("?")[0])
@@ -46,10 +46,14 @@ class FakeGemini(ScriptedServer):
     @staticmethod
     def _candidate(parts: list[dict[str, Any]], finish: str = "STOP") -> dict[str, Any]:
         return {
-            "candidates": [{"content": {"role": "model", "parts": parts},
-                            "finishReason": finish, "index": 0}],
-            "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5,
-                              "totalTokenCount": 15},
+            "candidates": [
+                {"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 10,
+                "candidatesTokenCount": 5,
+                "totalTokenCount": 15,
+            },
             "modelVersion": "fake-gemini",
         }
 
@@ -58,8 +62,9 @@ class FakeGemini(ScriptedServer):
         return cls._candidate([{"text": text}])
 
     @classmethod
-    def call(cls, name: str, args: dict[str, Any] | None = None, *,
-             with_id: bool = False) -> dict[str, Any]:
+    def call(
+        cls, name: str, args: dict[str, Any] | None = None, *, with_id: bool = False
+    ) -> dict[str, Any]:
         part: dict[str, Any] = {"functionCall": {"name": name, "args": args or {}}}
         if with_id:
             part["functionCall"]["id"] = f"call-{name}"

@@ -36,10 +36,13 @@ class FakeOpenAI(ScriptedServer):
         message = body
         finish = "tool_calls" if message.get("tool_calls") else "stop"
         return {
-            "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion",
-            "created": int(time.time()), "model": "fake-model",
-            "choices": [{"index": 0, "message": message, "finish_reason": finish,
-                         "logprobs": None}],
+            "id": f"chatcmpl-{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": "fake-model",
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+            ],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         }
 
@@ -48,11 +51,20 @@ class FakeOpenAI(ScriptedServer):
         return {"role": "assistant", "content": text}
 
     @staticmethod
-    def call(name: str, args: dict[str, Any] | None = None,
-             call_id: str = "call_1") -> dict[str, Any]:
-        return {"role": "assistant", "content": None, "tool_calls": [{
-            "id": call_id, "type": "function",
-            "function": {"name": name, "arguments": json.dumps(args or {})}}]}
+    def call(
+        name: str, args: dict[str, Any] | None = None, call_id: str = "call_1"
+    ) -> dict[str, Any]:
+        return {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(args or {})},
+                }
+            ],
+        }
 
 
 def tool_messages(body: dict[str, Any]) -> list[dict[str, Any]]:

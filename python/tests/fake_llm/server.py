@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 # A script entry: a response body, or a function of the request body that returns one.
 Reply = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
@@ -45,8 +45,9 @@ class ScriptedServer:
                 except ValueError:
                     self._send(400, server.error_body(400, "body is not JSON"))
                     return
-                req = Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()},
-                              body, raw)
+                req = Request(
+                    "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body, raw
+                )
                 status, payload = server.handle(req)
                 self._send(status, payload)
 
@@ -65,7 +66,7 @@ class ScriptedServer:
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> ScriptedServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -39,7 +39,7 @@ def make_console(stderr: bool = False) -> Console:
     return Console(
         stderr=stderr,
         highlight=False,
-        soft_wrap=False,
+        soft_wrap=True,
         no_color=bool(os.environ.get("NO_COLOR")) or None,
     )
 

@@ -49,7 +49,9 @@ class TerminalUI:
     def __init__(self, console: Console, *, quiet: bool = False) -> None:
         self.console = console
         self.quiet = quiet  # --json: nothing but the final JSON on stdout
-        self.err = Console(stderr=True, highlight=False, no_color=console.no_color or None)
+        self.err = Console(
+            stderr=True, highlight=False, soft_wrap=True, no_color=console.no_color or None
+        )
         self._streamed = False
         self._ends_newline = True
 
