@@ -16,7 +16,7 @@ import os
 import platform
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -252,18 +252,13 @@ class Brain:
         history = self._history(conv) if conv is not None else []
         user_turn = self.memory.add_turn(conv, "user", question) if self.memory and conv else None
         self._records = []
-        chat: ChatSession = self.provider.start(system_prompt(), TOOLS, history)
-        with self.ui.thinking():
-            reply: ModelReply = chat.send(question)
-        steps, stopped = 1, None
-        while reply.calls:
-            if steps >= self.config.max_steps:
-                stopped = "step_limit"
-                break
-            results = [ToolResult(call, self._dispatch(call)) for call in reply.calls]
-            with self.ui.thinking():
-                reply = chat.send_tool_results(results)
-            steps += 1
+        self._current = None
+        try:
+            reply, steps, stopped = self._loop(question, history)
+        except BaseException as exc:
+            # Keep the conversation well formed (user, assistant, user…) and the commands.
+            self._save(conv, user_turn, f"*(no answer: {type(exc).__name__}: {exc})*")
+            raise
         text = reply.text
         if stopped:
             text = (text + "\n\n" if text else "") + (
@@ -271,11 +266,31 @@ class Brain:
             )
         elif not text:
             text = "*(The model gave no answer.)*"
-        if self.memory and conv is not None:
-            for record in self._records:
-                self.memory.add_command(conv, user_turn, record)
-            self.memory.add_turn(conv, "assistant", text)
+        self._save(conv, user_turn, text)
         return Answer(text, list(self._records), conv, steps, stopped)
+
+    def _loop(
+        self, question: str, history: list[tuple[str, str]]
+    ) -> tuple[ModelReply, int, str | None]:
+        chat: ChatSession = self.provider.start(system_prompt(), TOOLS, history)
+        with self.ui.thinking():
+            reply = chat.send(question)
+        steps = 1
+        while reply.calls:
+            if steps >= self.config.max_steps:
+                return reply, steps, "step_limit"
+            results = [ToolResult(call, self._dispatch(call)) for call in reply.calls]
+            with self.ui.thinking():
+                reply = chat.send_tool_results(results)
+            steps += 1
+        return reply, steps, None
+
+    def _save(self, conv: int | None, user_turn: int | None, text: str) -> None:
+        if self.memory is None or conv is None:
+            return
+        for record in self._records:
+            self.memory.add_command(conv, user_turn, record)
+        self.memory.add_turn(conv, "assistant", text)
 
     def _conversation(self, question: str, new: bool, conversation_id: int | None) -> int | None:
         if self.memory is None:
@@ -412,51 +427,75 @@ class Brain:
         """Stream a live command to the UI until it ends, waits for input or ``timeout``;
         hand password prompts to the user on the way."""
         deadline = time.monotonic() + timeout
-        while result.state is CommandState.RUNNING or (
-            result.state is CommandState.WAITING_FOR_INPUT
-            and looks_like_password_prompt(result.prompt)
-        ):
-            if result.state is CommandState.WAITING_FOR_INPUT:
-                prompt = (result.prompt or "Password:").strip()
-                secret = self.ui.ask_secret(prompt)
+        while True:
+            left = deadline - time.monotonic()
+            if result.state is CommandState.RUNNING:
+                if left <= 0:
+                    return result
+                result, _ = self._wait_streaming(result.id, left)
+                if result.state is CommandState.RUNNING:
+                    return result  # timed out: the model hears it is still running
+            elif result.state is CommandState.WAITING_FOR_INPUT and looks_like_password_prompt(
+                result.prompt
+            ):
+                secret = self.ui.ask_secret((result.prompt or "Password:").strip())
                 if secret is None:
                     self.ui.notice("no password given; interrupting the command")
                     self.client.interrupt(id=result.id)
                     return self._wait(result.id, 5.0)
-                self.client.send_input(secret, session=self.session, secret=True)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            result = self._wait_streaming(result.id, left)
-            if result.state is CommandState.RUNNING:
-                break
-        return result
+                session = result.session
+
+                def type_secret(text: str = secret, session: str = session) -> None:
+                    self.client.send_input(text, session=session, secret=True)
+
+                result, moved = self._wait_streaming(result.id, max(left, 5.0), type_secret)
+                if not moved:
+                    return result  # no sign of life after the answer: let the model decide
+            else:
+                return result
 
     def _wait(self, id: str, timeout: float) -> CommandResult:
         return self.client.wait(id, timeout_ms=int(timeout * 1000), max_bytes=_MAX_BYTES)
 
-    def _wait_streaming(self, id: str, timeout: float) -> CommandResult:
+    def _wait_streaming(
+        self, id: str, timeout: float, send: Callable[[], None] | None = None
+    ) -> tuple[CommandResult, bool]:
+        """Wait for a command while its output streams to the UI.
+
+        With ``send`` (typing an answer), subscribe first, type, and wait for the command to
+        show a sign of life (output or its end) before asking for its state: the executor
+        reports ``waiting_for_input`` until new output arrives. Returns the result and whether
+        any event came.
+        """
+        deadline = time.monotonic() + timeout
         stream: OutputStream | None = None
         with contextlib.suppress(ArchyError):
             stream = self.client.subscribe_output(id)
+        moved = threading.Event()
         pump = None
         if stream is not None:
-            pump = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+            pump = threading.Thread(target=self._pump, args=(stream, moved), daemon=True)
             pump.start()
         result: CommandResult | None = None
         try:
-            result = self._wait(id, timeout)
+            if send is not None:
+                send()
+                if stream is not None:
+                    moved.wait(timeout)
+            left = max(0.0, deadline - time.monotonic())
+            result = self._wait(id, left)
         finally:
             if stream is not None and pump is not None:
                 if result is not None and not result.state.is_live:
                     pump.join(timeout=2.0)  # let the last chunks and the final event arrive
                 stream.close()
                 pump.join(timeout=2.0)
-        return result
+        return result, moved.is_set() or stream is None
 
-    def _pump(self, stream: OutputStream) -> None:
+    def _pump(self, stream: OutputStream, moved: threading.Event) -> None:
         with contextlib.suppress(ArchyError):
             for event in stream:
+                moved.set()
                 if event.data:
                     self.ui.output(event.data)
 
@@ -527,15 +566,16 @@ class Brain:
     def _live_record(self, id: str) -> CommandRecord | None:
         return next((r for r in self._records if r.command_id == id), None)
 
-    def _resume(self, timeout: float) -> dict[str, Any]:
+    def _resume(self, timeout: float, send: Callable[[], None] | None = None) -> dict[str, Any]:
         if self._current is None:
             return {"error": "no command is running"}
         previous = self._live_record(self._current)
+        deadline = time.monotonic() + timeout
         try:
-            result = self.client.wait(self._current, timeout_ms=0, max_bytes=_MAX_BYTES)
+            result, _ = self._wait_streaming(self._current, timeout, send)
         except UnknownCommand:
             return {"error": "the command is no longer known to the executor"}
-        result = self._follow(result, timeout)
+        result = self._follow(result, max(0.0, deadline - time.monotonic()))
         command = previous.command if previous else result.command
         risk = previous.risk if previous else ""
         return self._finish(command, risk, result)
@@ -551,10 +591,15 @@ class Brain:
                 "error": "that prompt asks for a secret; only the user answers it",
                 **self._resume(self.config.command_timeout),
             }
-        self.client.send_input(text, session=self.session)
-        if self._current is None and status.command_id:
+        if status.command_id:
             self._current = status.command_id
-        return self._resume(self.config.command_timeout)
+        if self._current is None:
+            return {"error": "no command is waiting for input"}
+
+        def type_answer() -> None:
+            self.client.send_input(text, session=self.session)
+
+        return self._resume(self.config.command_timeout, type_answer)
 
     def _interrupt(self, args: dict[str, Any]) -> dict[str, Any]:
         signal = str(args.get("signal") or "INT").upper()

@@ -28,7 +28,8 @@ def add_brain_options(p: argparse.ArgumentParser) -> None:
 def build_brain(args: argparse.Namespace, ui: TerminalUI) -> tuple[Brain, Memory]:
     cfg = load_config(args)
     provider = get_provider(cfg)
-    provider.require_key() if provider.remote else None
+    if provider.remote:
+        provider.require_key()  # fail before anything runs, naming the variable to set
     memory = Memory()
     brain = Brain(make_client(args), provider, cfg, memory=memory, ui=ui, yes=args.yes)
     return brain, memory

@@ -38,13 +38,15 @@ def command_line(words: list[str]) -> str:
 
 
 class _Printer:
-    def __init__(self) -> None:
+    def __init__(self, show: bool) -> None:
+        self.show = show
         self.printed: list[str] = []
 
-    def pump(self, stream: OutputStream) -> None:
+    def pump(self, stream: OutputStream, moved: threading.Event) -> None:
         try:
             for event in stream:
-                if event.data:
+                moved.set()
+                if event.data and self.show:
                     self.printed.append(event.data)
                     sys.stdout.write(event.data)
                     sys.stdout.flush()
@@ -61,45 +63,59 @@ class _Printer:
         sys.stdout.flush()
 
 
+def _answer(result: CommandResult) -> tuple[str, bool] | None:
+    """Ask the person at the terminal for what the command waits for; None if no one is."""
+    prompt = (result.prompt or "").rstrip()
+    if not stdin_is_terminal():
+        sys.stderr.write(
+            f"archy: the command waits for input ({prompt!r}) and there is no terminal; "
+            "interrupting it\n"
+        )
+        return None
+    if looks_like_password_prompt(prompt):
+        return getpass.getpass(f"{prompt} "), True
+    return input(f"{prompt} " if prompt else "input> "), False
+
+
 def follow(
-    client: Client, result: CommandResult, printer: _Printer | None, timeout: float | None
+    client: Client, result: CommandResult, printer: _Printer, timeout: float | None
 ) -> CommandResult:
+    """Stream the command until it ends (or ``timeout``), answering its prompts."""
     while result.state.is_live:
+        answer = None
         if result.state is CommandState.WAITING_FOR_INPUT:
-            prompt = (result.prompt or "").rstrip()
-            if not stdin_is_terminal():
-                sys.stderr.write(
-                    f"archy: the command waits for input ({prompt!r}) and there is "
-                    "no terminal; interrupting it\n"
-                )
+            answer = _answer(result)
+            if answer is None:
                 client.interrupt(id=result.id)
                 return client.wait(result.id, timeout_ms=5000)
-            if looks_like_password_prompt(prompt):
-                text = getpass.getpass(f"{prompt} ")
-                client.send_input(text, session=result.session, secret=True)
-            else:
-                text = input(f"{prompt} " if prompt else "input> ")
-                client.send_input(text, session=result.session)
+        moved = threading.Event()
         stream = None
-        pump = None
-        if printer is not None:
-            try:
-                stream = client.subscribe_output(result.id)
-            except ArchyError:
-                stream = None
-            if stream is not None:
-                pump = threading.Thread(target=printer.pump, args=(stream,), daemon=True)
-                pump.start()
         try:
-            result = client.wait(
-                result.id, timeout_ms=int((timeout or 3600) * 1000), max_bytes=16 * 1024 * 1024
+            stream = client.subscribe_output(result.id)
+        except ArchyError:
+            stream = None
+        pump = None
+        if stream is not None:
+            pump = threading.Thread(target=printer.pump, args=(stream, moved), daemon=True)
+            pump.start()
+        new = None
+        try:
+            if answer is not None:
+                client.send_input(answer[0], session=result.session, secret=answer[1] or None)
+                # The executor says "waiting" until the command prints again.
+                moved.wait(timeout)
+            new = client.wait(
+                result.id,
+                timeout_ms=int((timeout or 3600) * 1000),
+                max_bytes=16 * 1024 * 1024,
             )
         finally:
             if stream is not None and pump is not None:
-                if not result.state.is_live:
+                if new is not None and not new.state.is_live:
                     pump.join(timeout=2.0)
                 stream.close()
                 pump.join(timeout=2.0)
+        result = new
         if timeout is not None and result.state is CommandState.RUNNING:
             break
     return result
@@ -129,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
                     )
                 )
             return EXIT_REFUSED
-        printer = None if args.json else _Printer()
+        printer = _Printer(show=not args.json)
         try:
             result = follow(client, result, printer, args.timeout)
         except KeyboardInterrupt:
@@ -137,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
         if args.json:
             print_json(result.to_json())
-        elif printer is not None:
+        else:
             printer.rest(result)
     if result.state is CommandState.EXITED and result.exit_code is not None:
         return result.exit_code
