@@ -1,0 +1,162 @@
+//! The shells Archy runs commands in, each with a small hook that prints the end marker from
+//! the prompt hook (so it also fires after Ctrl-C) and keeps Archy's lines out of history.
+
+use std::path::{Path, PathBuf};
+
+use super::markers::{BEGIN_FMT, END_FMT};
+
+/// A supported interactive shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Shell {
+    /// The user's shell when supported (`preferred`, else `$SHELL`), else bash.
+    pub fn pick(preferred: Option<&str>) -> Shell {
+        let from = preferred
+            .map(str::to_string)
+            .or_else(|| std::env::var("SHELL").ok())
+            .unwrap_or_default();
+        Shell::from_name(&from).unwrap_or(Shell::Bash)
+    }
+
+    pub fn from_name(path_or_name: &str) -> Option<Shell> {
+        match Path::new(path_or_name).file_name()?.to_str()? {
+            "bash" => Some(Shell::Bash),
+            "zsh" => Some(Shell::Zsh),
+            "fish" => Some(Shell::Fish),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Shell::Bash => "bash",
+            Shell::Zsh => "zsh",
+            Shell::Fish => "fish",
+        }
+    }
+
+    /// Write the hook files under `dir`; returns the shell command line tmux starts the pane with.
+    pub fn install(self, dir: &Path) -> std::io::Result<String> {
+        std::fs::create_dir_all(dir)?;
+        match self {
+            Shell::Bash => {
+                let rc = dir.join("hook.bash");
+                std::fs::write(&rc, bash_hook())?;
+                Ok(format!("exec bash --rcfile {} -i", sh_quote(&rc)))
+            }
+            Shell::Zsh => {
+                let zdot = dir.join("zsh");
+                std::fs::create_dir_all(&zdot)?;
+                std::fs::write(zdot.join(".zshrc"), zsh_hook())?;
+                Ok(format!("exec env ZDOTDIR={} zsh -i", sh_quote(&zdot)))
+            }
+            Shell::Fish => {
+                let hook = dir.join("hook.fish");
+                std::fs::write(&hook, fish_hook())?;
+                Ok(format!(
+                    "exec fish -i -C {}",
+                    sh_quote(Path::new(&format!("source {}", sh_quote(&hook))))
+                ))
+            }
+        }
+    }
+
+    /// The short line typed to run one command file. It starts with a space (history) and
+    /// holds no ESC byte, so its echo never looks like a marker.
+    pub fn run_line(self, nonce: &str, file: &Path) -> String {
+        match self {
+            Shell::Bash | Shell::Zsh => format!(" __archy_b {nonce}; . {}", sh_quote(file)),
+            Shell::Fish => format!(" __archy_b {nonce}; source {}", sh_quote(file)),
+        }
+    }
+
+    /// Script text that sets the directory and environment, then runs `command` as typed.
+    pub fn script(self, command: &str, cwd: Option<&str>, env: &[(String, String)]) -> String {
+        let mut s = String::new();
+        for (k, v) in env {
+            match self {
+                Shell::Fish => s.push_str(&format!("set -gx {k} {}\n", quote_str(v))),
+                _ => s.push_str(&format!("export {k}={}\n", quote_str(v))),
+            }
+        }
+        if let Some(dir) = cwd {
+            s.push_str(&format!("cd -- {} || return 1\n", quote_str(dir)));
+        }
+        s.push_str(command);
+        s.push('\n');
+        s
+    }
+}
+
+fn bash_hook() -> String {
+    format!(
+        r#"# Archy's bash hook: the user's bashrc, then markers around Archy's commands.
+[ -f "$HOME/.bashrc" ] && . "$HOME/.bashrc"
+HISTCONTROL="ignorespace${{HISTCONTROL:+:$HISTCONTROL}}"
+__archy_n=
+__archy_b() {{ __archy_n=$1; printf '{BEGIN_FMT}' "$1"; }}
+__archy_p() {{
+  local rc=$?
+  if [ -n "$__archy_n" ]; then printf '{END_FMT}' "$__archy_n" "$rc"; __archy_n=; fi
+  return $rc
+}}
+PROMPT_COMMAND=(__archy_p "${{PROMPT_COMMAND[@]}}")
+"#
+    )
+}
+
+fn zsh_hook() -> String {
+    format!(
+        r#"# Archy's zsh hook: the user's zshrc, then markers around Archy's commands.
+ZDOTDIR="$HOME"
+[ -f "$HOME/.zshrc" ] && . "$HOME/.zshrc"
+setopt HIST_IGNORE_SPACE
+__archy_n=
+__archy_b() {{ __archy_n=$1; printf '{BEGIN_FMT}' "$1"; }}
+__archy_p() {{
+  local rc=$?
+  if [ -n "$__archy_n" ]; then printf '{END_FMT}' "$__archy_n" "$rc"; __archy_n=; fi
+  return $rc
+}}
+precmd_functions=(__archy_p $precmd_functions)
+"#
+    )
+}
+
+fn fish_hook() -> String {
+    format!(
+        r#"# Archy's fish hook: markers around Archy's commands.
+set -g __archy_n ''
+function __archy_b
+    set -g __archy_n $argv[1]
+    printf '{BEGIN_FMT}' $argv[1]
+end
+function __archy_p --on-event fish_prompt
+    set -l rc $status
+    if test -n "$__archy_n"
+        printf '{END_FMT}' $__archy_n $rc
+        set -g __archy_n ''
+    end
+end
+"#
+    )
+}
+
+/// Single-quote a path for sh-like shells (and fish, which accepts the same form).
+pub fn sh_quote(p: &Path) -> String {
+    quote_str(&p.to_string_lossy())
+}
+
+fn quote_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Where the hook files for one tmux server live.
+pub fn hook_dir(runtime: &Path) -> PathBuf {
+    runtime.join("hooks")
+}
