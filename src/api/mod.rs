@@ -1,6 +1,9 @@
 //! The executor's JSON-RPC API, defined once: the `#[rpc]` trait (server and typed client),
 //! the wire types, the application error codes and the OpenRPC document.
 
+// `execute` has many optional by-name params; the macro copies them into generated code.
+#![allow(clippy::too_many_arguments)]
+
 pub mod errors;
 pub mod openrpc;
 pub mod types;
@@ -15,7 +18,6 @@ pub use types::*;
 #[rpc(server, client)]
 pub trait Archy {
     /// Run a command in a session and (by default) wait for it.
-    #[allow(clippy::too_many_arguments)]
     #[method(name = "execute", param_kind = map)]
     async fn execute(
         &self,
