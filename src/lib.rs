@@ -2,3 +2,5 @@
 //! commands in tmux sessions the user can watch.
 
 pub mod api;
+pub mod systemd;
+pub mod transport;

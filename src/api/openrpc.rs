@@ -62,7 +62,11 @@ fn methods() -> Vec<Method> {
                     false,
                     "most output bytes returned (default 65536); the tail is kept",
                 ),
-                p::<bool>("queue", false, "wait for a busy session instead of refusing"),
+                p::<bool>(
+                    "queue",
+                    false,
+                    "wait for a busy session instead of refusing",
+                ),
                 p::<String>("cwd", false, "directory to run in (persists, like cd)"),
                 p::<EnvMap>("env", false, "variables exported before the command"),
             ],
@@ -136,8 +140,16 @@ fn methods() -> Vec<Method> {
             "Open a terminal window attached to a session (created if needed).",
             vec![
                 p::<String>("session", false, SESSION),
-                p::<String>("terminal", false, "program, e.g. foot; default configured or first found"),
-                p::<EnvMap>("env", false, "caller's WAYLAND_DISPLAY, DISPLAY, XDG_RUNTIME_DIR, ..."),
+                p::<String>(
+                    "terminal",
+                    false,
+                    "program, e.g. foot; default configured or first found",
+                ),
+                p::<EnvMap>(
+                    "env",
+                    false,
+                    "caller's WAYLAND_DISPLAY, DISPLAY, XDG_RUNTIME_DIR, ...",
+                ),
             ],
         ),
         m::<Closed>(
