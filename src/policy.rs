@@ -42,12 +42,18 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("dd-device", "dd writing onto a block device"),
     ("redirect-device", "shell redirection onto a block device"),
-    ("fork-bomb", "a function that pipes into itself in the background"),
+    (
+        "fork-bomb",
+        "a function that pipes into itself in the background",
+    ),
     (
         "chmod-root",
         "recursive chmod/chown of / or a top-level system directory",
     ),
-    ("pipe-to-shell", "downloading a script and piping it into a shell"),
+    (
+        "pipe-to-shell",
+        "downloading a script and piping it into a shell",
+    ),
 ];
 
 const PREFIXES: &[&str] = &[
@@ -55,9 +61,33 @@ const PREFIXES: &[&str] = &[
     "stdbuf", "chrt", "taskset", "run0", "pkexec",
 ];
 const SYSTEM_DIRS: &[&str] = &[
-    "/", "/*", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc",
-    "/root", "/sbin", "/srv", "/sys", "/usr", "/var", "~", "~/", "~/*", "$HOME", "${HOME}",
-    "$HOME/", "${HOME}/", "$HOME/*", "${HOME}/*", "/home/*",
+    "/",
+    "/*",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib64",
+    "/opt",
+    "/proc",
+    "/root",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/usr",
+    "/var",
+    "~",
+    "~/",
+    "~/*",
+    "$HOME",
+    "${HOME}",
+    "$HOME/",
+    "${HOME}/",
+    "$HOME/*",
+    "${HOME}/*",
+    "/home/*",
 ];
 const SHELLS: &[&str] = &["sh", "bash", "zsh", "dash", "ksh", "fish", "ash", "busybox"];
 
@@ -113,7 +143,9 @@ impl Policy {
                 "rm" => {
                     let recursive = args.iter().any(|a| {
                         a == "--recursive"
-                            || (a.starts_with('-') && !a.starts_with("--") && a.contains(['r', 'R']))
+                            || (a.starts_with('-')
+                                && !a.starts_with("--")
+                                && a.contains(['r', 'R']))
                     });
                     if recursive && args.iter().any(|a| is_system_target(a)) {
                         return self.refuse("rm-root", "rm -r on / or home");
@@ -122,13 +154,11 @@ impl Policy {
                 p if p.starts_with("mkfs") || matches!(p, "mke2fs" | "mkswap" | "wipefs") => {
                     return self.refuse("mkfs", p);
                 }
-                "dd" => {
-                    if args
-                        .iter()
-                        .any(|a| a.strip_prefix("of=").is_some_and(is_block_device))
-                    {
-                        return self.refuse("dd-device", "dd of=/dev/…");
-                    }
+                "dd" if args
+                    .iter()
+                    .any(|a| a.strip_prefix("of=").is_some_and(is_block_device)) =>
+                {
+                    return self.refuse("dd-device", "dd of=/dev/…");
                 }
                 "chmod" | "chown" | "chgrp" => {
                     let recursive = args.iter().any(|a| {
@@ -201,7 +231,11 @@ fn static_regexes() -> &'static Static {
 
 fn is_system_target(a: &str) -> bool {
     let t = a.trim_matches(['"', '\'']);
-    let t = if t.len() > 1 { t.trim_end_matches('/') } else { t };
+    let t = if t.len() > 1 {
+        t.trim_end_matches('/')
+    } else {
+        t
+    };
     let t = if t.is_empty() { "/" } else { t };
     SYSTEM_DIRS.contains(&t) || SYSTEM_DIRS.contains(&a.trim_matches(['"', '\'']))
 }

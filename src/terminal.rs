@@ -35,9 +35,11 @@ pub const DISPLAY_VARS: &[&str] = &[
 /// Find the program: the one asked for, else the configured one, else the first known found.
 pub fn choose(asked: Option<&str>, configured: Option<&str>) -> Result<(String, PathBuf)> {
     if let Some(name) = asked.or(configured) {
-        return which(name).map(|p| (base(name), p)).ok_or(Error::NoTerminal {
-            tried: vec![name.to_string()],
-        });
+        return which(name)
+            .map(|p| (base(name), p))
+            .ok_or(Error::NoTerminal {
+                tried: vec![name.to_string()],
+            });
     }
     KNOWN
         .iter()
@@ -86,17 +88,35 @@ fn argv(terminal: &str, program: &Path, inner: &[String]) -> Vec<String> {
     v
 }
 
+/// A window to open.
+pub struct Launch<'a> {
+    /// Terminal name, e.g. `foot` (decides how the command is passed).
+    pub terminal: &'a str,
+    pub program: &'a Path,
+    pub tmux_socket: &'a str,
+    pub session: &'a str,
+    /// The caller's display variables.
+    pub env: &'a EnvMap,
+    /// Wrapper such as `systemd-run --user --scope`.
+    pub prefix: &'a [String],
+    /// Variables the window must not inherit.
+    pub scrub: &'a [&'a str],
+    /// Where the terminal's own messages go.
+    pub log: &'a Path,
+}
+
 /// Start the window detached; fails if it exits at once (no display, bad program).
-pub fn open(
-    terminal: &str,
-    program: &Path,
-    tmux_socket: &str,
-    session: &str,
-    env: &EnvMap,
-    prefix: &[String],
-    scrub: &[&str],
-    log: &Path,
-) -> Result<u32> {
+pub fn open(l: Launch<'_>) -> Result<u32> {
+    let Launch {
+        terminal,
+        program,
+        tmux_socket,
+        session,
+        env,
+        prefix,
+        scrub,
+        log,
+    } = l;
     let inner = vec![
         "tmux".to_string(),
         "-L".into(),

@@ -60,7 +60,12 @@ pub async fn execute(ex: &Executor, p: ExecuteParams) -> Result<CommandResult> {
     Ok(cmd.result(p.max_bytes))
 }
 
-pub async fn wait(ex: &Executor, id: &str, timeout_ms: u64, max_bytes: u64) -> Result<CommandResult> {
+pub async fn wait(
+    ex: &Executor,
+    id: &str,
+    timeout_ms: u64,
+    max_bytes: u64,
+) -> Result<CommandResult> {
     let cmd = ex.engine.get_settled(id).await?;
     ex.engine
         .wait(&cmd, Duration::from_millis(timeout_ms))
@@ -110,10 +115,20 @@ pub async fn subscribe_output(
     loop {
         if !cmd.state().is_live() {
             while let Ok(data) = chunks.try_recv() {
-                send(OutputEvent { id: id.clone(), data: Some(data), result: None }).await?;
+                send(OutputEvent {
+                    id: id.clone(),
+                    data: Some(data),
+                    result: None,
+                })
+                .await?;
             }
             let result = cmd.result(65_536);
-            send(OutputEvent { id: id.clone(), data: None, result: Some(result) }).await?;
+            send(OutputEvent {
+                id: id.clone(),
+                data: None,
+                result: Some(result),
+            })
+            .await?;
             return Ok(());
         }
         tokio::select! {

@@ -144,12 +144,11 @@ impl ArchyServer for Executor {
     }
 
     async fn history(&self, session: Option<String>, limit: Option<u32>) -> RpcResult<History> {
+        self.engine.settle().await?;
         Ok(History {
-            commands: self.engine.history(
-                session.as_deref(),
-                limit.unwrap_or(50) as usize,
-                65_536,
-            ),
+            commands: self
+                .engine
+                .history(session.as_deref(), limit.unwrap_or(50) as usize, 65_536),
         })
     }
 

@@ -20,20 +20,23 @@ pub async fn open(
     } else {
         Vec::new()
     };
-    let log = cfg.state_dir.join("terminals").join(format!("{}.log", new_id("t")));
+    let log = cfg
+        .state_dir
+        .join("terminals")
+        .join(format!("{}.log", new_id("t")));
     let session = session.to_string();
     let name2 = name.clone();
     let pid = tokio::task::spawn_blocking(move || {
-        terminal::open(
-            &name2,
-            &program,
-            &cfg.tmux_socket,
-            &session,
-            &env,
-            &prefix,
-            &cfg.scrub_env,
-            &log,
-        )
+        terminal::open(terminal::Launch {
+            terminal: &name2,
+            program: &program,
+            tmux_socket: &cfg.tmux_socket,
+            session: &session,
+            env: &env,
+            prefix: &prefix,
+            scrub: &cfg.scrub_env,
+            log: &log,
+        })
     })
     .await
     .map_err(|e| Error::TerminalFailed {
@@ -41,7 +44,10 @@ pub async fn open(
         reason: e.to_string(),
     })??;
     tracing::info!(terminal = %name, pid, "terminal opened");
-    Ok(TerminalOpened { pid, terminal: name })
+    Ok(TerminalOpened {
+        pid,
+        terminal: name,
+    })
 }
 
 pub async fn close(ex: &Executor, session: &str) -> Result<Closed> {

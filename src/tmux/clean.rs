@@ -52,13 +52,7 @@ impl Cleaner {
                     0x1b => self.state = State::StrEsc,
                     _ => {}
                 },
-                State::StrEsc => {
-                    self.state = if b == b'\\' {
-                        State::Text
-                    } else {
-                        State::Str
-                    }
-                }
+                State::StrEsc => self.state = if b == b'\\' { State::Text } else { State::Str },
                 State::Charset => self.state = State::Text,
             }
         }

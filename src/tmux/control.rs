@@ -177,7 +177,11 @@ async fn read_loop(
                     continue;
                 }
                 if let Some(tx) = pending.lock().unwrap().pop_front() {
-                    let _ = tx.send(if err { Err(lines.join("\n")) } else { Ok(lines) });
+                    let _ = tx.send(if err {
+                        Err(lines.join("\n"))
+                    } else {
+                        Ok(lines)
+                    });
                 }
             } else {
                 lines.push(String::from_utf8_lossy(&line).into_owned());
@@ -230,7 +234,9 @@ pub fn unescape(s: &[u8]) -> Vec<u8> {
             && i + 3 < s.len()
             && s[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
-            let v = (s[i + 1] - b'0') as u32 * 64 + (s[i + 2] - b'0') as u32 * 8 + (s[i + 3] - b'0') as u32;
+            let v = (s[i + 1] - b'0') as u32 * 64
+                + (s[i + 2] - b'0') as u32 * 8
+                + (s[i + 3] - b'0') as u32;
             out.push(v as u8);
             i += 4;
         } else {

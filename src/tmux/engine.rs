@@ -120,7 +120,11 @@ impl Engine {
         self.0.cfg.state_dir.join("out").join(format!("{id}.txt"))
     }
     fn log_path(&self, session: &str) -> PathBuf {
-        self.0.cfg.state_dir.join("panes").join(format!("{session}.log"))
+        self.0
+            .cfg
+            .state_dir
+            .join("panes")
+            .join(format!("{session}.log"))
     }
 
     /// Commands started since the daemon started.
@@ -315,7 +319,11 @@ impl Engine {
 
     /// A session vanished: its running and queued commands end as interrupted.
     fn abandon(&self, sess: Session) {
-        for cmd in sess.running.into_iter().chain(sess.queue.into_iter().map(|(c, _)| c)) {
+        for cmd in sess
+            .running
+            .into_iter()
+            .chain(sess.queue.into_iter().map(|(c, _)| c))
+        {
             cmd.finish(None);
             self.persist(&cmd);
             self.audit(&cmd);
@@ -340,9 +348,11 @@ impl Engine {
         {
             let mut st = self.0.state.lock().unwrap();
             while st.order.len() > self.0.cfg.history_limit {
-                let Some(pos) = st.order.iter().position(|id| {
-                    st.commands.get(id).is_none_or(|c| !c.state().is_live())
-                }) else {
+                let Some(pos) = st
+                    .order
+                    .iter()
+                    .position(|id| st.commands.get(id).is_none_or(|c| !c.state().is_live()))
+                else {
                     break;
                 };
                 let id = st.order.remove(pos).unwrap();
@@ -420,7 +430,10 @@ impl Engine {
                 .collect();
             for cmd in live {
                 let log = std::fs::read(self.log_path(&cmd.session)).unwrap_or_default();
-                match (st.sessions.get_mut(&cmd.session), find_in_log(&log, &cmd.nonce)) {
+                match (
+                    st.sessions.get_mut(&cmd.session),
+                    find_in_log(&log, &cmd.nonce),
+                ) {
                     (Some(_), Some((raw, Some(rc)))) => {
                         cmd.push_raw_replace(&raw);
                         settle.push((cmd, Some(rc)));
@@ -446,7 +459,8 @@ impl Engine {
     async fn pipe_pane(&self, control: &ControlClient, session: &str, pane: &str) -> Result<()> {
         let log = self.log_path(session);
         if let Some(dir) = log.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("creating pane log directory", e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io("creating pane log directory", e))?;
         }
         let sh = format!("exec cat >> {}", super::shell::sh_quote(&log));
         control
@@ -495,7 +509,10 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
-        let f: Vec<&str> = out.first().map(|l| l.split('\t').collect()).unwrap_or_default();
+        let f: Vec<&str> = out
+            .first()
+            .map(|l| l.split('\t').collect())
+            .unwrap_or_default();
         if f.len() < 4 {
             return Err(Error::Tmux {
                 stderr: format!("unexpected new-session reply: {out:?}"),
@@ -503,7 +520,11 @@ impl Engine {
         }
         // A pane target names its session; `=NAME` is not accepted by set-option.
         control
-            .cmd(&format!("set-option -t {} @archy_shell {}", f[0], shell.name()))
+            .cmd(&format!(
+                "set-option -t {} @archy_shell {}",
+                f[0],
+                shell.name()
+            ))
             .await?;
         control
             .cmd(&format!("link-window -d -s {} -t {}:", f[1], quote(HUB)))
@@ -743,6 +764,18 @@ impl Engine {
         Ok(cmd)
     }
 
+    /// Settle commands an earlier run left running (starts tmux only when there are any).
+    pub async fn settle(&self) -> Result<()> {
+        let any_live = {
+            let st = self.0.state.lock().unwrap();
+            st.commands.values().any(|c| c.state().is_live())
+        };
+        if any_live {
+            self.control().await?;
+        }
+        Ok(())
+    }
+
     /// Wait until the command leaves `running`, or the timeout passes.
     pub async fn wait(&self, cmd: &Cmd, timeout: Duration) {
         let mut rx = cmd.changed.subscribe();
@@ -850,7 +883,12 @@ impl Engine {
     }
 
     /// Recent commands, newest last.
-    pub fn history(&self, session: Option<&str>, limit: usize, max_bytes: u64) -> Vec<CommandResult> {
+    pub fn history(
+        &self,
+        session: Option<&str>,
+        limit: usize,
+        max_bytes: u64,
+    ) -> Vec<CommandResult> {
         let st = self.0.state.lock().unwrap();
         let mut v: Vec<CommandResult> = st
             .order

@@ -73,7 +73,11 @@ fn reads_tty(pid: u32, tty: &str) -> bool {
     if let Ok(sc) = fs::read_to_string(format!("/proc/{pid}/syscall")) {
         let mut parts = sc.split_whitespace();
         let nr = parts.next().unwrap_or("");
-        let read_nr = if cfg!(target_arch = "aarch64") { "63" } else { "0" };
+        let read_nr = if cfg!(target_arch = "aarch64") {
+            "63"
+        } else {
+            "0"
+        };
         if nr != read_nr {
             return false;
         }

@@ -58,10 +58,8 @@ impl Shell {
             Shell::Fish => {
                 let hook = dir.join("hook.fish");
                 std::fs::write(&hook, fish_hook())?;
-                Ok(format!(
-                    "exec fish -i -C {}",
-                    sh_quote(Path::new(&format!("source {}", sh_quote(&hook))))
-                ))
+                let init = format!("source {}", fish_quote(&hook.to_string_lossy()));
+                Ok(format!("exec fish -i -C {}", quote_str(&init)))
             }
         }
     }
@@ -71,7 +69,10 @@ impl Shell {
     pub fn run_line(self, nonce: &str, file: &Path) -> String {
         match self {
             Shell::Bash | Shell::Zsh => format!(" __archy_b {nonce}; . {}", sh_quote(file)),
-            Shell::Fish => format!(" __archy_b {nonce}; source {}", sh_quote(file)),
+            Shell::Fish => format!(
+                " __archy_b {nonce}; source {}",
+                fish_quote(&file.to_string_lossy())
+            ),
         }
     }
 
@@ -80,12 +81,15 @@ impl Shell {
         let mut s = String::new();
         for (k, v) in env {
             match self {
-                Shell::Fish => s.push_str(&format!("set -gx {k} {}\n", quote_str(v))),
+                Shell::Fish => s.push_str(&format!("set -gx {k} {}\n", fish_quote(v))),
                 _ => s.push_str(&format!("export {k}={}\n", quote_str(v))),
             }
         }
         if let Some(dir) = cwd {
-            s.push_str(&format!("cd -- {} || return 1\n", quote_str(dir)));
+            match self {
+                Shell::Fish => s.push_str(&format!("cd {}; or return 1\n", fish_quote(dir))),
+                _ => s.push_str(&format!("cd -- {} || return 1\n", quote_str(dir))),
+            }
         }
         s.push_str(command);
         s.push('\n');
@@ -150,6 +154,11 @@ end
 /// Single-quote a path for sh-like shells (and fish, which accepts the same form).
 pub fn sh_quote(p: &Path) -> String {
     quote_str(&p.to_string_lossy())
+}
+
+/// fish's single quotes take `\'` and `\\` escapes instead of sh's `'\''`.
+fn fish_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\\', r"\\").replace('\'', r"\'"))
 }
 
 fn quote_str(s: &str) -> String {

@@ -138,9 +138,7 @@ impl OutputStore {
             let stop = end.min(flen);
             if let Ok(mut f) = File::open(&self.spill_path) {
                 let _ = f.seek(SeekFrom::Start(offset));
-                let _ = f
-                    .take(stop - offset)
-                    .read_to_end(&mut bytes);
+                let _ = f.take(stop - offset).read_to_end(&mut bytes);
             }
         }
         if end > flen {
