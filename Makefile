@@ -19,7 +19,7 @@ include $(sort $(wildcard mk/*.mk))
 
 # System packages the Rust tests need (tmux); skipped when present.
 rust-deps:
-	bash .ci/apt.sh tmux systemd
+	bash .ci/apt.sh tmux systemd zsh fish
 
 deps: $(DEPS_TARGETS)
 

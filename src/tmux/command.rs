@@ -141,6 +141,10 @@ impl Cmd {
         }
         let mut rest = String::new();
         live.cleaner.finish(&mut rest);
+        // An unterminated blank line is the shell's redraw before its prompt (zsh PROMPT_SP).
+        if rest.trim().is_empty() {
+            rest.clear();
+        }
         live.out.push(&rest);
         if !rest.is_empty() {
             let _ = self.chunks.send(rest);

@@ -972,6 +972,26 @@ impl Engine {
         if enter {
             control.cmd(&format!("send-keys -t {pane} Enter")).await?;
         }
+        // An answered prompt means the command runs again: `wait` must wait, not return the
+        // stale waiting state. The monitor re-checks after a new quiet spell.
+        let running = self
+            .0
+            .state
+            .lock()
+            .unwrap()
+            .sessions
+            .get(session)
+            .and_then(|s| s.running.clone());
+        if let Some(cmd) = running {
+            let mut l = cmd.inner.lock().unwrap();
+            l.last_output = Instant::now();
+            if l.state == CommandState::WaitingForInput {
+                l.state = CommandState::Running;
+                l.prompt = None;
+                drop(l);
+                cmd.bump();
+            }
+        }
         Ok(text.len() as u64)
     }
 
