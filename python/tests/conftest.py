@@ -29,6 +29,7 @@ from archy.client import Client
 from archy.errors import ArchyError
 
 REPO = Path(__file__).resolve().parents[2]
+TMUX = shutil.which("tmux") or "tmux"  # resolved now: tests may empty PATH
 EXECUTOR = Path(
     os.environ.get("ARCHY_TEST_EXECUTOR") or REPO / "target" / "release" / "archy-executor"
 )
@@ -94,7 +95,7 @@ class Daemon:
 
     def tmux_cmd(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["tmux", "-L", self.tmux, *args], capture_output=True, text=True, check=False
+            [TMUX, "-L", self.tmux, *args], capture_output=True, text=True, check=False
         )
 
 

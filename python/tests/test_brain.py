@@ -244,8 +244,15 @@ def test_policy_refusal_is_shown_not_bypassed(daemon: Daemon, gemini: FakeGemini
     assert response["rule"] in answer.commands[0].detail
 
 
-def test_password_prompt_goes_to_the_user_not_the_model(daemon: Daemon, gemini: FakeGemini) -> None:
-    command = "read -s -p 'Password: ' x; echo; [ \"$x\" = hunter2 ] && echo password-ok"
+def test_password_prompt_goes_to_the_user_not_the_model(
+    daemon: Daemon, gemini: FakeGemini, tmp_path: Path
+) -> None:
+    # The expected password is in a file, so the command (the model's text) does not hold it.
+    (tmp_path / "expected").write_text("hunter2")
+    command = (
+        "read -s -p 'Password: ' x; echo; "
+        f'[ "$x" = "$(cat {tmp_path / "expected"})" ] && echo password-ok'
+    )
     gemini.add(FakeGemini.call("run_command", {"command": command}), FakeGemini.text("done"))
     ui = ScriptedUI(secret="hunter2")
     answer = make_brain(daemon, gemini, ui=ui).ask("log in")
@@ -289,7 +296,12 @@ def test_secrets_are_redacted_before_they_leave(daemon: Daemon, gemini: FakeGemi
     make_brain(daemon, gemini, confirm="never").ask("show secrets")
     out = last_response(gemini)["output"]
     assert "[REDACTED" in out and "redacted" in last_response(gemini)["note"]
-    sent = "\n".join(json.dumps(function_responses(r.body)) for r in gemini.requests[1:])
+    # (The command line is the model's own text; what it must not see is the output.)
+    sent = "\n".join(
+        json.dumps(f["response"].get("output"))
+        for r in gemini.requests[1:]
+        for f in function_responses(r.body)
+    )
     for secret in (key, token, "pa55word"):
         assert secret not in sent
     assert "https://bob:[REDACTED]@example.com/repo" in out

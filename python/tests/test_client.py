@@ -175,7 +175,7 @@ def test_batch_and_notification(client: Client) -> None:
             ("daemon_info", None),
             ("check_session", {"session": S}),
             ("no_such_method", {}),
-            ("execute", {"command": "echo b", "session": S}),
+            ("execute", {"command": "echo b", "session": "other"}),
         ]
     )
     assert [i.method for i in items] == [

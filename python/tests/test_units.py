@@ -96,6 +96,8 @@ def test_redact() -> None:
     assert n >= 5 and "nothing secret here" in out
     assert "https://alice:[REDACTED]@git.example.com" in out
     assert redact("plain text 1234")[1] == 0
+    # A prompt line followed by output is not a key and its value.
+    assert redact("Password: \npassword-ok\n") == ("Password: \npassword-ok\n", 0)
 
 
 def test_cut_keeps_head_and_tail() -> None:

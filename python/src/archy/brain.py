@@ -441,8 +441,11 @@ class Brain:
                 secret = self.ui.ask_secret((result.prompt or "Password:").strip())
                 if secret is None:
                     self.ui.notice("no password given; interrupting the command")
-                    self.client.interrupt(id=result.id)
-                    return self._wait(result.id, 5.0)
+
+                    def send_signal(command_id: str = result.id) -> None:
+                        self.client.interrupt(id=command_id)
+
+                    return self._wait_streaming(result.id, 5.0, send_signal)[0]
                 session = result.session
 
                 def type_secret(text: str = secret, session: str = session) -> None:
@@ -603,11 +606,16 @@ class Brain:
 
     def _interrupt(self, args: dict[str, Any]) -> dict[str, Any]:
         signal = str(args.get("signal") or "INT").upper()
-        done = self.client.interrupt(session=self.session, signal=signal)
-        if done.id:
-            self._current = done.id
-            return self._resume(5.0)
-        return {"interrupted": None, "signal": done.signal, "note": "nothing was running"}
+        running = self.client.status(session=self.session).command_id
+        if running is None:
+            done = self.client.interrupt(session=self.session, signal=signal)
+            return {"interrupted": done.id, "signal": done.signal, "note": "nothing was running"}
+        self._current = running
+
+        def send_signal() -> None:
+            self.client.interrupt(session=self.session, signal=signal)
+
+        return self._resume(5.0, send_signal)
 
     def _read_terminal(self, args: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -75,6 +75,7 @@ class _Connection:
         self.lock = threading.Lock()  # guards pending, subs, alive
         self.pending: dict[int, _Slot] = {}
         self.subs: dict[Any, queue.SimpleQueue[Any]] = {}
+        self.dropped: set[Any] = set()  # ended subscriptions: late notifications are ignored
         self.alive = True
         self.reader = threading.Thread(target=self._read, name="archy-rpc-reader", daemon=True)
         self.reader.start()
@@ -104,6 +105,7 @@ class _Connection:
     def drop_subscription(self, sub: Any) -> None:
         with self.lock:
             self.subs.pop(sub, None)
+            self.dropped.add(sub)
 
     def _deliver(self, msg: Any) -> None:
         if not isinstance(msg, dict):
@@ -112,6 +114,9 @@ class _Connection:
             params = msg.get("params")
             if msg["method"] == "output_event" and isinstance(params, dict):
                 sub = params.get("subscription")
+                with self.lock:
+                    if sub in self.dropped:
+                        return
                 self.subscription_queue(sub).put(params.get("result"))
             return
         msg_id = msg.get("id")

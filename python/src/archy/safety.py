@@ -326,7 +326,7 @@ _REDACTIONS: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(
             r"(?i)\b([A-Z0-9_.-]*(?:PASSWORD|PASSWD|PASS|SECRET|TOKEN|API_?KEY|"
-            r"ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?|AUTH)[A-Z0-9_]*)(\s*[=:]\s*)"
+            r"ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?|AUTH)[A-Z0-9_]*)([ \t]*[=:][ \t]*)"
             r"(?!\[REDACTED)(\"[^\"\n]*\"|'[^'\n]*'|[^\s\"',;]+)"
         ),
         r"\1\2[REDACTED]",

@@ -77,6 +77,21 @@ def _answer(result: CommandResult) -> tuple[str, bool] | None:
     return input(f"{prompt} " if prompt else "input> "), False
 
 
+def _interrupt(client: Client, result: CommandResult) -> CommandResult:
+    """Interrupt and wait for the command to react (subscribed first, so nothing is missed)."""
+    try:
+        stream = client.subscribe_output(result.id)
+    except ArchyError:
+        client.interrupt(id=result.id)
+        return client.wait(result.id, timeout_ms=5000)
+    with stream:
+        client.interrupt(id=result.id)
+        event = stream.next(timeout=5.0)
+        if event is not None and event.result is not None:
+            return event.result
+    return client.wait(result.id, timeout_ms=5000)
+
+
 def follow(
     client: Client, result: CommandResult, printer: _Printer, timeout: float | None
 ) -> CommandResult:
@@ -86,8 +101,7 @@ def follow(
         if result.state is CommandState.WAITING_FOR_INPUT:
             answer = _answer(result)
             if answer is None:
-                client.interrupt(id=result.id)
-                return client.wait(result.id, timeout_ms=5000)
+                return _interrupt(client, result)
         moved = threading.Event()
         stream = None
         try:

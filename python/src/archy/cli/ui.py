@@ -90,7 +90,7 @@ class TerminalUI:
         word = "yes" if classification.risk is Risk.DANGEROUS else "y"
         question = "  Type 'yes' to run it: " if word == "yes" else "  Run it? [y/N] "
         try:
-            answer = out.input(question).strip().lower()
+            answer = out.input(question, markup=False).strip().lower()
         except EOFError:
             return False
         return answer == "yes" or (word == "y" and answer == "y")
