@@ -110,10 +110,7 @@ pub fn parse(text: &str) -> Result<(ConfigFile, Policy), String> {
     for r in &file.policy.deny {
         let regex = regex::Regex::new(r.pattern.get_ref()).map_err(|e| {
             let line = text[..r.pattern.span().start].lines().count().max(1);
-            format!(
-                "line {line}: policy rule {:?}: bad regex: {e}",
-                r.name
-            )
+            format!("line {line}: policy rule {:?}: bad regex: {e}", r.name)
         })?;
         rules.push(UserRule {
             name: r.name.clone(),

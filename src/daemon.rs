@@ -17,7 +17,11 @@ use crate::transport::{self, Acquired, ServeConfig, ServeEnd, Stats};
 
 /// Command-line flags of `archy-executor`. Flags beat environment, which beats the file.
 #[derive(Debug, Parser)]
-#[command(name = "archy-executor", version, about = "Archy's executor: JSON-RPC 2.0 on a Unix socket, running commands in tmux")]
+#[command(
+    name = "archy-executor",
+    version,
+    about = "Archy's executor: JSON-RPC 2.0 on a Unix socket, running commands in tmux"
+)]
 pub struct Args {
     /// Socket path when not socket-activated [default: $XDG_RUNTIME_DIR/archy.sock]
     #[arg(long, env = "ARCHY_SOCKET")]

@@ -20,7 +20,9 @@ pub enum Error {
     },
     #[error("unknown command id {id:?} (never run here, or dropped from history)")]
     UnknownCommand { id: String },
-    #[error("session {session:?} is busy running {running_id}; wait for it, interrupt it, or pass queue: true")]
+    #[error(
+        "session {session:?} is busy running {running_id}; wait for it, interrupt it, or pass queue: true"
+    )]
     Busy { session: String, running_id: String },
     #[error("no terminal program found (tried {}); install foot or set [executor] terminal", tried.join(", "))]
     NoTerminal { tried: Vec<String> },
@@ -73,7 +75,10 @@ impl From<Error> for ErrorObjectOwned {
                 reason,
             } => json!({ "rule": rule, "pattern": pattern, "reason": reason }),
             Error::UnknownCommand { id } => json!({ "id": id }),
-            Error::Busy { running_id, session } => {
+            Error::Busy {
+                running_id,
+                session,
+            } => {
                 json!({ "running_id": running_id, "session": session })
             }
             Error::NoTerminal { tried } => json!({ "tried": tried }),

@@ -22,11 +22,17 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             tracing::error!("cannot listen on {}: {e}", prepared.socket.display());
-            eprintln!("archy-executor: cannot listen on {}: {e}", prepared.socket.display());
+            eprintln!(
+                "archy-executor: cannot listen on {}: {e}",
+                prepared.socket.display()
+            );
             return ExitCode::FAILURE;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("archy-executor: cannot start the runtime: {e}");

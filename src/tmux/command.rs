@@ -33,6 +33,9 @@ pub struct Cmd {
     pub changed: watch::Sender<u64>,
     /// Cleaned output chunks as they arrive, for `subscribe_output`.
     pub chunks: broadcast::Sender<String>,
+    /// Version of the last saved record: saves race (start vs. end), and an older snapshot
+    /// must never overwrite a newer one.
+    pub saved: Mutex<Option<u64>>,
 }
 
 /// Mutable part of a command.
@@ -79,6 +82,7 @@ impl Cmd {
             }),
             changed: watch::channel(0).0,
             chunks: broadcast::channel(1024).0,
+            saved: Mutex::new(None),
         }
     }
 

@@ -114,27 +114,48 @@ impl ControlClient {
 
     /// Run one tmux command; returns its output lines or tmux's error text.
     pub async fn cmd(&self, line: &str) -> Result<Vec<String>> {
-        debug_assert!(!line.contains('\n') && !line.is_empty());
-        let (tx, rx) = oneshot::channel();
+        let mut replies = self.cmds(&[line]).await?;
+        replies.pop().expect("one reply per command")
+    }
+
+    /// Send several commands in one write, then wait for every reply (in order): one round
+    /// trip instead of one per command.
+    pub async fn cmds(&self, lines: &[&str]) -> Result<Vec<Result<Vec<String>>>> {
+        let mut rxs = Vec::with_capacity(lines.len());
         {
+            let mut buf = Vec::new();
+            for line in lines {
+                // A newline would split the command; `;` would make tmux answer twice.
+                debug_assert!(!line.contains('\n') && !line.is_empty());
+                buf.extend_from_slice(line.as_bytes());
+                buf.push(b'\n');
+            }
             let mut stdin = self.stdin.lock().await;
-            self.pending.lock().unwrap().push_back(tx);
-            let mut buf = Vec::with_capacity(line.len() + 1);
-            buf.extend_from_slice(line.as_bytes());
-            buf.push(b'\n');
+            {
+                let mut pending = self.pending.lock().unwrap();
+                for _ in lines {
+                    let (tx, rx) = oneshot::channel();
+                    pending.push_back(tx);
+                    rxs.push(rx);
+                }
+            }
             if let Err(e) = stdin.write_all(&buf).await {
                 return Err(Error::Tmux {
                     stderr: format!("tmux control client is gone: {e}"),
                 });
             }
         }
-        match rx.await {
-            Ok(Ok(lines)) => Ok(lines),
-            Ok(Err(stderr)) => Err(Error::Tmux { stderr }),
-            Err(_) => Err(Error::Tmux {
-                stderr: "tmux server exited before answering".into(),
-            }),
+        let mut out = Vec::with_capacity(rxs.len());
+        for rx in rxs {
+            out.push(match rx.await {
+                Ok(Ok(lines)) => Ok(lines),
+                Ok(Err(stderr)) => Err(Error::Tmux { stderr }),
+                Err(_) => Err(Error::Tmux {
+                    stderr: "tmux server exited before answering".into(),
+                }),
+            });
         }
+        Ok(out)
     }
 
     /// Whether the client process is still running.

@@ -239,6 +239,10 @@ impl Engine {
                     }
                     Piece::End(rc) => {
                         sess.running = None;
+                        // Finish here, not in a task: waiters wake one hop sooner.
+                        if !cmd.inner.lock().unwrap().from_log {
+                            cmd.finish(Some(rc));
+                        }
                         finished = Some((cmd.clone(), rc, sess.queue.pop_front()));
                     }
                 }
@@ -255,7 +259,8 @@ impl Engine {
         }
     }
 
-    /// Finish a command: output from the pane log when it was recovered, then persist.
+    /// Finish a command (if not yet): output from the pane log when it was recovered; then
+    /// persist and audit it.
     async fn complete(&self, cmd: &Arc<Cmd>, rc: Option<i32>) {
         let from_log = cmd.inner.lock().unwrap().from_log;
         if from_log {
@@ -331,6 +336,12 @@ impl Engine {
     }
 
     fn persist(&self, cmd: &Cmd) {
+        let mut saved = cmd.saved.lock().unwrap();
+        // Version first, then the snapshot: the snapshot is at least that new.
+        let version = *cmd.changed.borrow();
+        if saved.is_some_and(|s| s > version) {
+            return;
+        }
         let rec = cmd.record(RECORD_TAIL);
         let done = !rec.result.state.is_live();
         if done {
@@ -338,8 +349,11 @@ impl Engine {
             live.out.persist();
         }
         let path = self.cmds_dir().join(format!("{}.json", cmd.id));
-        if let Err(e) = write_atomic(&path, &serde_json::to_vec(&rec).unwrap_or_default()) {
-            tracing::warn!(error = %e, path = %path.display(), "cannot save command record");
+        match write_atomic(&path, &serde_json::to_vec(&rec).unwrap_or_default()) {
+            Ok(()) => *saved = Some(version),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "cannot save command record")
+            }
         }
     }
 
@@ -637,13 +651,16 @@ impl Engine {
             .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
         // The log only has to hold the current command: start it afresh.
         let _ = std::fs::File::create(self.log_path(&req.session));
+        let line = shell.run_line(&cmd.nonce, &file);
+        let typed = format!("send-keys -t {pane} -l {}", quote(&line));
+        let enter = format!("send-keys -t {pane} Enter");
+        for reply in control.cmds(&[&typed, &enter]).await? {
+            reply?;
+        }
+        // Saved while the shell runs the command; a daemon killed before this line loses a
+        // command that had only just been typed.
         self.persist(cmd);
         self.0.commands_run.fetch_add(1, Ordering::Relaxed);
-        let line = shell.run_line(&cmd.nonce, &file);
-        control
-            .cmd(&format!("send-keys -t {pane} -l {}", quote(&line)))
-            .await?;
-        control.cmd(&format!("send-keys -t {pane} Enter")).await?;
         self.spawn_monitor(cmd.clone(), pid, tty);
         Ok(())
     }
