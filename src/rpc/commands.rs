@@ -52,6 +52,13 @@ pub async fn execute(ex: &Executor, p: ExecuteParams) -> Result<CommandResult> {
         })
         .await?;
     tracing::info!(target: "archy::audit", id = %cmd.id, session = %p.session, command = %p.command, "command started");
+    crate::systemd::notify::status(&format!(
+        "running {} in {}; {} commands run, {} sessions",
+        cmd.id,
+        p.session,
+        ex.engine.commands_run(),
+        ex.engine.session_count()
+    ));
     if p.wait {
         ex.engine
             .wait(&cmd, Duration::from_millis(p.timeout_ms))

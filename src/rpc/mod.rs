@@ -37,8 +37,12 @@ pub struct Executor {
     pub started: Instant,
 }
 
+/// The session a call names, else the default; recorded on the request's log span so every
+/// request line says which session it touched.
 fn session_or_default(s: Option<String>) -> String {
-    s.unwrap_or_else(|| DEFAULT_SESSION.to_string())
+    let s = s.unwrap_or_else(|| DEFAULT_SESSION.to_string());
+    tracing::Span::current().record("session", s.as_str());
+    s
 }
 
 #[async_trait]
