@@ -126,12 +126,13 @@ def world() -> Iterator[World]:
 @pytest.fixture(scope="session")
 def archy(world: World) -> Iterator[Archy]:
     """Archy installed for the test user with `make install-files`, as a user would."""
+    release = Path(os.environ.get("E2E_RELEASE_DIR", REPO / "target" / "release"))
     for b in ("archy-executor", "archyctl"):
-        if not (REPO / "target" / "release" / b).exists():
-            pytest.fail(f"target/release/{b} missing: run `make build` first")
+        if not (release / b).exists():
+            pytest.fail(f"{release}/{b} missing: run `make build` first")
     stage = Path(tempfile.mkdtemp(prefix="archy-e2e-stage."))
     try:
-        stage_tree(REPO, stage)
+        stage_tree(REPO, stage, release)
         shutil.copy2(Path(__file__).parent / "rpc.py", stage / "rpc.py")
         os.chmod(stage / "rpc.py", 0o644)
         install_python = os.environ.get("E2E_INSTALL_PYTHON", "auto")

@@ -23,7 +23,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -157,7 +156,10 @@ class World:
     home: Path = Path("/nonexistent")
     mode: str = ""  # "host" (PID 1 is systemd) or "manual"
     pids: dict[str, int] = field(default_factory=dict)  # what we started, by name
-    created: list[str] = field(default_factory=list)  # paths we made, removed in reverse order
+    # Directories we made, removed in reverse order: `created` only if empty again (others may
+    # have put things there meanwhile, e.g. /run/user/0), `owned` whole (only we write there).
+    created: list[str] = field(default_factory=list)
+    owned: list[str] = field(default_factory=list)
     cgroups: list[str] = field(default_factory=list)
     user_created: bool = False
     _lock_fd: int = -1
@@ -324,9 +326,7 @@ class World:
         self._mkdir(Path("/var/log/journal"), 0o2755)
         # 2. journald, unless one already runs.
         running = exe_pids(JOURNALD)
-        if running:
-            log(f"journald already runs (pid {running[0]}); using it")
-        else:
+        if not running:
             try:
                 machine_id = Path("/etc/machine-id").read_text().strip()
             except OSError:
@@ -334,12 +334,19 @@ class World:
             ours = ["/run/systemd/journal", "/run/log"] + ([f"/var/log/journal/{machine_id}"] if machine_id else [])
             for d in ours:
                 if not Path(d).exists():
-                    self.created.append(d)  # our journald makes them: ours to remove
+                    self.owned.append(d)  # our journald makes them: ours to remove
+            # Per-user journal files (user-UID.journal, what `journalctl --user` reads) exist
+            # only in persistent storage. journald writes to /var from the start when the
+            # "flushed" flag is set; a flush later would try to delete /run/log/journal, which
+            # journald refuses where /run is not a tmpfs (as here), and it stays on /run.
+            Path("/run/systemd/journal").mkdir(exist_ok=True)
+            Path("/run/systemd/journal/flushed").touch()
             self.pids["journald"] = self._spawn_ready(
                 "journald", [JOURNALD], env={"PATH": USER_PATH}, notify_dir=STATE_DIR
             )
-        # Move the journal to /var so it splits per user (user-UID.journal).
-        subprocess.run(["journalctl", "--flush"], check=False, timeout=30, capture_output=True)
+        else:
+            log(f"journald already runs (pid {running[0]}); using it")
+            subprocess.run(["journalctl", "--flush"], check=False, timeout=30, capture_output=True)
         # 3. The user's runtime directory.
         self._mkdir(Path("/run/user"), 0o755)
         self._mkdir(self.runtime_dir, 0o700, owner=(uid, gid))
@@ -482,20 +489,24 @@ class World:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             for f in Path("/var/log/journal").glob(f"*/user-{self.uid}*.journal*"):
                 f.unlink(missing_ok=True)
+        for path in reversed(self.owned):
+            shutil.rmtree(path, ignore_errors=True)
         for path in reversed(self.created):
-            p = Path(path)
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log(f"leaving {path}: {exc.strerror}")
         self.created.clear()
+        self.owned.clear()
         shutil.rmtree(STATE_DIR, ignore_errors=True)
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
 
 
-def stage_tree(repo: Path, dest: Path, extra: Iterable[str] = ()) -> Path:
+def stage_tree(repo: Path, dest: Path, release: Path, extra: Iterable[str] = ()) -> Path:
     """Copy what `make install-files` needs into a directory the test user can read.
 
     The repository may live where the test user cannot look (e.g. under /root in CI).
@@ -517,7 +528,7 @@ def stage_tree(repo: Path, dest: Path, extra: Iterable[str] = ()) -> Path:
     rel = dest / "target" / "release"
     rel.mkdir(parents=True, exist_ok=True)
     for b in ("archy-executor", "archyctl"):
-        shutil.copy2(repo / "target" / "release" / b, rel / b)
+        shutil.copy2(release / b, rel / b)
     for dirpath, dirnames, filenames in os.walk(dest):
         for n in dirnames:
             os.chmod(os.path.join(dirpath, n), 0o755)

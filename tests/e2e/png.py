@@ -28,7 +28,7 @@ class Image:
         counts: Counter[tuple[int, int, int]] = Counter()
         c = self.channels
         for row in self.rows:
-            counts.update(zip(row[0::c], row[1::c], row[2::c]))
+            counts.update(zip(row[0::c], row[1::c], row[2::c], strict=True))
         return counts
 
     def bbox(self, colour: tuple[int, int, int]) -> tuple[int, int, int, int] | None:
@@ -89,7 +89,7 @@ def read(path: Path) -> Image:
             for i in range(channels, stride):
                 line[i] = (line[i] + line[i - channels]) & 0xFF
         elif ftype == 2:  # Up
-            line = bytearray((a + b) & 0xFF for a, b in zip(line, prev))
+            line = bytearray((a + b) & 0xFF for a, b in zip(line, prev, strict=True))
         elif ftype == 3:  # Average
             for i in range(stride):
                 left = line[i - channels] if i >= channels else 0

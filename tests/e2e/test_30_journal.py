@@ -44,9 +44,11 @@ def test_requests_and_audit_lines_carry_their_fields(archy: Archy) -> None:
     assert int(audit["F_DURATION_MS"]) >= 0
     assert audit["_SYSTEMD_USER_UNIT"] == SERVICE
 
-    # The same lines as a person reads them.
-    text = archy.w.run(["journalctl", "--user", "-u", "archy", "--no-pager", "--since", "-5min"]).stdout
-    assert f"echo audit-{tag}" in text
+    # The same lines as a person reads them, fields included.
+    text = archy.w.run(["journalctl", "--user", "-u", "archy", "--no-pager", "--since", "-5min",
+                        "-o", "verbose"]).stdout
+    assert f"F_COMMAND=echo audit-{tag}; (exit 3)" in text
+    assert "F_METHOD=execute" in text
     log(f"journal: request F_DURATION_MS={request['F_DURATION_MS']}, audit F_DURATION_MS={audit['F_DURATION_MS']}")
 
 

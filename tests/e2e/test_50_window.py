@@ -9,10 +9,10 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import png
 import pytest
@@ -75,7 +75,7 @@ def sway(archy: Archy) -> Iterator[Sway]:
         ["sway", "--config", str(conf)],
         env={"WLR_BACKENDS": "headless", "WLR_HEADLESS_OUTPUTS": "1", "WLR_LIBINPUT_NO_DEVICES": "1",
              "WLR_RENDERER": "pixman"},
-        stdin=open(os.devnull), stdout=log_file, stderr=log_file, start_new_session=True,
+        stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
     )
     log_file.close()
     w.pids["sway"] = proc.pid  # the harness stops it, by pid, even if this fixture cannot
