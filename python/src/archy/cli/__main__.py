@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
+from types import ModuleType
 
 from .. import __version__
-from . import ask, chat, doctor, history, run, terminal
 from .common import common_parser
 
 Handler = Callable[[argparse.Namespace], int]
@@ -20,37 +21,23 @@ archy open | close             open / close a terminal window on the session
 archy history [ID]             past conversations and commands
 archy doctor                   check the setup and say how to fix it"""
 
-
-def _parser(
-    prog: str,
-    help_: str,
-    add: Callable[[argparse.ArgumentParser], None] | None,
-    brain: bool = False,
-) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=help_, parents=[common_parser()])
-    if brain:
-        ask.add_brain_options(p)
-    if add:
-        add(p)
-    return p
-
-
-def _ask_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("question", nargs="*", help="what to ask ('-' reads stdin)")
-    p.add_argument("--version", action="version", version=f"archy {__version__}")
-
-
-def _terminal_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--terminal", help="terminal program (default: the executor's choice)")
-
-
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None, Handler]] = {
-    "run": ("run a command through the executor (no model)", run.add_arguments, run.run),
-    "open": ("open a terminal window on the session", _terminal_args, terminal.open_),
-    "close": ("close the terminal windows on the session", None, terminal.close),
-    "history": ("past conversations and their commands", history.add_arguments, history.run),
-    "doctor": ("check every part of the setup", None, doctor.run),
+# name: (help, module, handler, argument adder or None). Modules load on use: a quick
+# `archy run` should not pay for prompt_toolkit or the model SDKs.
+COMMANDS: dict[str, tuple[str, str, str, str | None]] = {
+    "run": ("run a command through the executor (no model)", "run", "run", "add_arguments"),
+    "open": ("open a terminal window on the session", "terminal", "open_", "add_open_arguments"),
+    "close": ("close the terminal windows on the session", "terminal", "close", None),
+    "history": ("past conversations and their commands", "history", "run", "add_arguments"),
+    "doctor": ("check every part of the setup", "doctor", "run", None),
 }
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"archy.cli.{name}")
+
+
+def _parser(prog: str, help_: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=prog, description=help_, parents=[common_parser()])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,8 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     first = next((i for i, a in enumerate(args_list) if not a.startswith("-")), None)
     if first is not None and args_list[first] in COMMANDS and "--" not in args_list[:first]:
         name = args_list[first]
-        help_, add, handler = COMMANDS[name]
-        parser = _parser(f"archy {name}", help_, add)
+        help_, module_name, handler_name, adder = COMMANDS[name]
+        module = _module(module_name)
+        parser = _parser(f"archy {name}", help_)
+        if adder:
+            getattr(module, adder)(parser)
+        handler: Handler = getattr(module, handler_name)
         rest = args_list[:first] + args_list[first + 1 :]
         if name == "run":
             # Everything after `--` (or the first word) is the command, options included.
@@ -74,12 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             args = parser.parse_args(rest)
         return handler(args)
-    parser = _parser("archy", "Ask your Linux desktop in plain words.", _ask_args, brain=True)
+    ask = _module("ask")
+    parser = _parser("archy", "Ask your Linux desktop in plain words.")
+    ask.add_brain_options(parser)
+    parser.add_argument("question", nargs="*", help="what to ask ('-' reads stdin)")
+    parser.add_argument("--version", action="version", version=f"archy {__version__}")
     parser.usage = USAGE
     args = parser.parse_args(args_list)
     if not args.question:
-        return chat.run(args)
-    return ask.run(args)
+        return int(_module("chat").run(args))
+    return int(ask.run(args))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ import argparse
 from .common import make_client, make_console, print_json, report_errors
 
 
+def add_open_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--terminal", help="terminal program (default: the executor's choice)")
+
+
 @report_errors
 def open_(args: argparse.Namespace) -> int:
     with make_client(args) as client:

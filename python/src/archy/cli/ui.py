@@ -8,7 +8,6 @@ import sys
 from collections.abc import Iterator
 
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.text import Text
 
 from ..brain import Answer
@@ -165,6 +164,8 @@ class TerminalUI:
 
 
 def show_answer(console: Console, answer: Answer) -> None:
+    from rich.markdown import Markdown  # markdown-it and pygments: only when answering
+
     console.print()
     console.print(Markdown(answer.text))
     if answer.commands:

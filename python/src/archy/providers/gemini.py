@@ -8,13 +8,13 @@ which runs them and sends ``functionResponse`` parts. The base URL comes from th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-from google import genai
-from google.genai import errors as genai_errors
-from google.genai import types
+from typing import TYPE_CHECKING, Any
 
 from .base import ChatSession, ModelReply, Provider, ProviderError, ToolCall, ToolResult, ToolSpec
+
+if TYPE_CHECKING:  # the SDK takes seconds to import: only when a question is asked
+    from google import genai
+    from google.genai import types
 
 __all__ = ["GeminiProvider"]
 
@@ -24,6 +24,9 @@ class GeminiProvider(Provider):
     key_env_vars = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
     def client(self) -> genai.Client:
+        from google import genai
+        from google.genai import types
+
         options = types.HttpOptions(timeout=int(self.config.request_timeout * 1000))
         if self.config.base_url:
             options.base_url = self.config.base_url
@@ -35,6 +38,8 @@ class GeminiProvider(Provider):
     def start(
         self, system: str, tools: Sequence[ToolSpec], history: Sequence[tuple[str, str]]
     ) -> ChatSession:
+        from google.genai import types
+
         declarations = [
             types.FunctionDeclaration(
                 name=t.name, description=t.description, parameters_json_schema=dict(t.parameters)
@@ -70,6 +75,8 @@ class _GeminiChat(ChatSession):
         self.contents = contents
 
     def _generate(self) -> ModelReply:
+        from google.genai import errors as genai_errors
+
         try:
             response = self.client.models.generate_content(
                 model=self.model, contents=self.contents, config=self.config
@@ -102,10 +109,14 @@ class _GeminiChat(ChatSession):
         return reply
 
     def send(self, text: str) -> ModelReply:
+        from google.genai import types
+
         self.contents.append(types.Content(role="user", parts=[types.Part(text=text)]))
         return self._generate()
 
     def send_tool_results(self, results: Sequence[ToolResult]) -> ModelReply:
+        from google.genai import types
+
         parts = []
         for r in results:
             response: dict[str, Any] = r.response

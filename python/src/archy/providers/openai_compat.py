@@ -11,12 +11,13 @@ import ipaddress
 import json
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import openai
-
 from .base import ChatSession, ModelReply, Provider, ProviderError, ToolCall, ToolResult, ToolSpec
+
+if TYPE_CHECKING:  # imported when used: the SDK is slow to import
+    import openai
 
 __all__ = ["OpenAIProvider"]
 
@@ -43,6 +44,8 @@ class OpenAIProvider(Provider):
         self.remote = not _is_local(self.base_url)
 
     def client(self) -> openai.OpenAI:
+        import openai
+
         key = self.api_key()
         if not key:
             key = "local" if not self.remote else self.require_key()
@@ -85,6 +88,8 @@ class _OpenAIChat(ChatSession):
         self.temperature = temperature
 
     def _complete(self) -> ModelReply:
+        import openai
+
         kwargs: dict[str, Any] = {"model": self.model, "messages": self.messages}
         if self.tools:
             kwargs["tools"] = self.tools
