@@ -187,6 +187,12 @@ def test_run_exits_with_the_commands_status(daemon: Daemon) -> None:
     assert r.returncode == 126 and "refused" in r.stderr
 
 
+def test_run_prints_the_whole_output_exactly(daemon: Daemon) -> None:
+    r = run("run", "--", "seq 1 100000; printf 'h\\xc3\\xa9llo'")
+    assert r.returncode == 0
+    assert r.stdout == "".join(f"{i}\n" for i in range(1, 100001)) + "héllo"
+
+
 def test_run_streams_and_answers_a_password(daemon: Daemon) -> None:
     child = spawn("run", "--", "echo before; read -s -p 'Password: ' x; echo; echo got-${#x}")
     child.expect("before")

@@ -7,6 +7,7 @@ and sent with ``secret: true``; another prompt is answered with a line from the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import shlex
 import sys
@@ -38,29 +39,47 @@ def command_line(words: list[str]) -> str:
 
 
 class _Printer:
-    def __init__(self, show: bool) -> None:
+    """Prints a command's output exactly once and in order.
+
+    Stream events only say "there is more": the text itself is paged with ``output {id,
+    offset}``, so chunks a slow terminal made the daemon drop, or output made before the
+    subscription began, are never lost.
+    """
+
+    PAGE = 1 << 20
+
+    def __init__(self, client: Client, id: str, show: bool) -> None:
+        self.client = client
+        self.id = id
         self.show = show
-        self.printed: list[str] = []
+        self.offset = 0
+        self._lock = threading.Lock()
+
+    def catch_up(self) -> bool:
+        """Print everything new; True once the whole output is printed and complete."""
+        if not self.show:
+            return True
+        with self._lock:
+            while True:
+                page = self.client.output(self.id, offset=self.offset, limit=self.PAGE)
+                if page.data:
+                    sys.stdout.write(page.data)
+                    sys.stdout.flush()
+                    self.offset += len(page.data.encode())
+                if page.complete or not page.data:
+                    return page.complete
 
     def pump(self, stream: OutputStream, moved: threading.Event) -> None:
         try:
-            for event in stream:
+            for _ in stream:
                 moved.set()
-                if event.data and self.show:
-                    self.printed.append(event.data)
-                    sys.stdout.write(event.data)
-                    sys.stdout.flush()
+                self.catch_up()
         except ArchyError:
             pass
 
-    def rest(self, result: CommandResult) -> None:
-        """Print what the stream did not (e.g. output made before the subscription began)."""
-        seen = "".join(self.printed)
-        if not seen:
-            sys.stdout.write(result.output)
-        elif result.output.startswith(seen):
-            sys.stdout.write(result.output[len(seen) :])
-        sys.stdout.flush()
+    def rest(self) -> None:
+        with contextlib.suppress(ArchyError):
+            self.catch_up()
 
 
 def _answer(result: CommandResult) -> tuple[str, bool] | None:
@@ -159,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
                     )
                 )
             return EXIT_REFUSED
-        printer = _Printer(show=not args.json)
+        printer = _Printer(client, result.id, show=not args.json)
         try:
             result = follow(client, result, printer, args.timeout)
         except KeyboardInterrupt:
@@ -168,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print_json(result.to_json())
         else:
-            printer.rest(result)
+            printer.rest()
     if result.state is CommandState.EXITED and result.exit_code is not None:
         return result.exit_code
     if result.state is CommandState.INTERRUPTED:
