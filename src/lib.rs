@@ -2,5 +2,6 @@
 //! commands in tmux sessions the user can watch.
 
 pub mod api;
+pub mod client;
 pub mod systemd;
 pub mod transport;
