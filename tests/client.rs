@@ -48,7 +48,16 @@ fn module() -> RpcModule<()> {
                 Some(serde_json::json!({"rule": "boom"})),
             ));
         }
-        Ok(result(&p.command))
+        let mut r = result(&p.command);
+        match p.command.split_once(' ') {
+            Some(("exit", code)) => r.exit_code = code.parse().ok(),
+            _ if p.command == "sleep" => (r.state, r.exit_code) = (CommandState::Running, None),
+            _ if p.command == "stopped" => {
+                (r.state, r.exit_code) = (CommandState::Interrupted, None)
+            }
+            _ => {}
+        }
+        Ok(r)
     })
     .unwrap();
     m.register_subscription(
@@ -251,4 +260,130 @@ async fn another_users_socket_is_named_as_such() {
     assert!(err.to_string().contains("belongs to uid 65534"), "{err}");
     let _ = &server.dir;
     server.stop().await;
+}
+
+// ---- archyctl against the same stand-in daemon. ----
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn archyctl(socket: &std::path::Path, args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_archyctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        // Never start a real executor from these tests.
+        .env("ARCHY_EXECUTOR", "/nonexistent/archy-executor")
+        .output()
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn archyctl_exec_prints_output_and_exits_with_the_command() {
+    let server = start().await;
+    let run = archyctl(&server.path, &["exec", "--", "echo", "ok"]).await;
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "ok\n"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        archyctl(&server.path, &["exec", "--", "exit", "3"])
+            .await
+            .code,
+        Some(3)
+    );
+    let run = archyctl(&server.path, &["exec", "--timeout", "1", "--", "sleep"]).await;
+    assert_eq!(run.code, Some(124));
+    assert!(
+        run.stderr.contains("command c1 is running"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        archyctl(&server.path, &["exec", "--", "stopped"])
+            .await
+            .code,
+        Some(130)
+    );
+    let run = archyctl(&server.path, &["--json", "exec", "--", "exit", "4"]).await;
+    assert_eq!(run.code, Some(4));
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["exit_code"], 4);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn archyctl_reports_errors_with_their_code() {
+    let server = start().await;
+    let run = archyctl(&server.path, &["exec", "--", "boom"]).await;
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr
+            .starts_with("archyctl: refused by policy (code -32022)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(r#"{"rule":"boom"}"#), "{}", run.stderr);
+    let run = archyctl(&server.path, &["status"]).await;
+    assert_eq!(
+        (run.code, run.stderr.trim()),
+        (Some(2), "archyctl: Method not found (code -32601)")
+    );
+    let run = archyctl(&server.path, &["call", "execute", "{not json"]).await;
+    assert_eq!(run.code, Some(2));
+    assert!(run.stderr.contains("params are not JSON"), "{}", run.stderr);
+    let run = archyctl(&server.path, &["call", "execute", r#"{"session": "x"}"#]).await;
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains("missing field `command` (code -32602)"),
+        "{}",
+        run.stderr
+    );
+    // Usage errors are clap's.
+    assert_eq!(archyctl(&server.path, &["exec"]).await.code, Some(2));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn archyctl_info_and_raw_calls() {
+    let server = start().await;
+    let run = archyctl(&server.path, &["info"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.starts_with("version: test\n"), "{}", run.stdout);
+    let run = archyctl(&server.path, &["--json", "info"]).await;
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["version"], "test");
+    let run = archyctl(
+        &server.path,
+        &["call", "execute", r#"{"command": "exit 5"}"#],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["exit_code"], 5);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn archyctl_without_a_daemon_says_how_to_fix_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = archyctl(&dir.path().join("archy.sock"), &["info"]).await;
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr
+            .contains("install archy-executor or set ARCHY_EXECUTOR"),
+        "{}",
+        run.stderr
+    );
 }

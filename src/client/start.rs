@@ -20,14 +20,16 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) async fn start(path: &Path) -> Result<(), ClientError> {
-    if systemd_has_archy_socket().await {
-        start_socket_unit().await?;
-        // The unit may listen elsewhere than `path` (ARCHY_SOCKET): then spawn after all.
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
-            return Ok(());
-        }
+    // archy.socket listens on %t/archy.sock: it cannot help a client of another path.
+    if is_unit_socket_path(path) && systemd_has_archy_socket().await {
+        return start_socket_unit().await;
     }
     spawn_and_wait(path).await
+}
+
+fn is_unit_socket_path(path: &Path) -> bool {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .is_some_and(|runtime| path == Path::new(&runtime).join("archy.sock"))
 }
 
 async fn systemctl(args: &[&str]) -> Option<std::process::Output> {
