@@ -123,6 +123,10 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_with(ServeConfig::default()).await
+}
+
+async fn start_with(cfg: ServeConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("archy.sock");
     let acquired = transport::bind(&path).unwrap();
@@ -131,7 +135,7 @@ async fn start() -> Server {
     let task = tokio::spawn(transport::serve(
         listener,
         module().into(),
-        ServeConfig::default(),
+        cfg,
         Arc::new(Stats::default()),
         async {
             let _ = stopped.await;
@@ -386,4 +390,24 @@ async fn archyctl_without_a_daemon_says_how_to_fix_it() {
         "{}",
         run.stderr
     );
+}
+
+#[tokio::test]
+async fn a_client_over_the_connection_limit_learns_why() {
+    let server = start_with(ServeConfig {
+        max_connections: 1,
+        ..ServeConfig::default()
+    })
+    .await;
+    let first = client::connect(&server.path).await.unwrap();
+    first.daemon_info().await.unwrap();
+    let run = archyctl(&server.path, &["info"]).await;
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains("too many connections (limit 1)"),
+        "{}",
+        run.stderr
+    );
+    drop(first);
+    server.stop().await;
 }
