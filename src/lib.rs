@@ -3,9 +3,11 @@
 //!
 //! Layout: `api` (the wire contract), `transport` (socket, framing, dispatch), `rpc` (method
 //! handlers), `tmux` (the engine), `policy`, `config`, `terminal`, `systemd` (notify, journal,
-//! child environment) and `daemon` (start-up and lifecycle).
+//! child environment), `daemon` (start-up and lifecycle) and `client` (typed client with lazy
+//! start, used by `archyctl`).
 
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod error;

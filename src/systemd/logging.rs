@@ -1,5 +1,6 @@
 //! tracing setup: journald when our stderr is the journal, else text on stderr.
 
+use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 
@@ -30,7 +31,11 @@ pub fn init() {
             .try_init(),
         None => tracing_subscriber::registry()
             .with(filter)
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
             .try_init(),
     };
     if let (Ok(()), Some(warning)) = (installed, bad_filter) {

@@ -38,9 +38,10 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) {
     let conn_id = ConnectionId(NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed));
-    let span = tracing::debug_span!("conn", conn = conn_id.0, peer_pid = peer.pid);
+    // Request spans below carry peer_pid; this one only tells connections apart.
+    let span = tracing::debug_span!("conn", conn = conn_id.0);
     async move {
-        tracing::debug!("connected");
+        tracing::debug!(peer_pid = peer.pid, "connected");
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let sink = MethodSink::new(tx);

@@ -119,7 +119,7 @@ impl Dispatcher {
             .invoke(id, &call.method, call.params, raw_id.is_some())
             .instrument(span.clone())
             .await;
-        let duration_ms = start.elapsed().as_secs_f64() * 1e3;
+        let duration_ms = start.elapsed().as_micros() as f64 / 1e3;
         let code = outcome.as_ref().and_then(|o| o.response.as_error_code());
         span.in_scope(|| tracing::info!(duration_ms, code, "request"));
 

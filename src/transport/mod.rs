@@ -17,7 +17,7 @@
 
 mod connection;
 mod dispatch;
-mod lines;
+pub(crate) mod lines;
 pub mod listener;
 
 use std::future::Future;
