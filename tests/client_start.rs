@@ -1,6 +1,6 @@
-//! Lazy start: `connect_or_start` spawning an executor and waiting for its `READY=1`. A small
-//! Python stand-in plays the executor (the real one is tested with the daemon). Changes the
-//! environment, so this file holds a single test.
+//! Lazy start: `connect_or_start` spawning the real `archy-executor` and waiting for its
+//! `READY=1`; a real start-up failure (a bad config file) reported with its exit status and
+//! log. Changes the environment, so this file holds a single test.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -8,38 +8,14 @@ use std::path::Path;
 use archy::api::ArchyClient;
 use archy::client::{self, ClientError};
 
-/// Binds `$ARCHY_SOCKET`, reports to `$NOTIFY_SOCKET`, and answers every request with a
-/// `DaemonInfo` that smuggles out what it saw: its session id (in `sessions`) and any
-/// systemd variable it inherited (in `tmux_socket`). It exits after 30 s without a client.
-const FAKE_EXECUTOR: &str = r#"#!/usr/bin/python3
-import json, os, socket, sys
-path = os.environ["ARCHY_SOCKET"]
-srv = socket.socket(socket.AF_UNIX)
-srv.bind(path)
-srv.listen()
-srv.settimeout(30)  # exits by itself once the test is done with it
-leaked = [k for k in ("JOURNAL_STREAM", "LISTEN_FDS", "INVOCATION_ID") if k in os.environ]
-notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-notify.sendto(b"STATUS=starting\n", os.environ["NOTIFY_SOCKET"])
-notify.sendto(b"STATUS=serving\nREADY=1\n", os.environ["NOTIFY_SOCKET"])
-print("fake executor ready", file=sys.stderr, flush=True)
-while True:
-    try:
-        conn, _ = srv.accept()
-    except TimeoutError:
-        break
-    conn.settimeout(None)
-    stream = conn.makefile("rwb")
-    for line in stream:
-        req = json.loads(line)
-        info = {"version": "fake", "pid": os.getpid(), "uptime_ms": 0, "socket_activated": False,
-                "socket": path, "tmux_socket": " ".join(leaked), "sessions": os.getsid(0),
-                "commands_run": 0, "connections": 1}
-        stream.write((json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": info}) + "\n").encode())
-        stream.flush()
-    stream.close()
-    conn.close()
-"#;
+const EXECUTOR: &str = env!("CARGO_BIN_EXE_archy-executor");
+
+/// Field `n` (0-based) after the `(comm)` of `/proc/PID/stat`.
+fn stat_field(pid: u32, n: usize) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split(' ').nth(n).unwrap().to_string()
+}
 
 fn script(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -87,13 +63,14 @@ async fn connect_or_start_spawns_the_executor_and_waits_for_ready() {
         "{err}"
     );
 
-    // An executor that dies before READY=1: its status and log are reported.
-    let failing = script(
-        dir.path(),
-        "failing",
-        "#!/bin/sh\necho 'cannot start: broken config' >&2\nexit 3\n",
-    );
-    unsafe { std::env::set_var("ARCHY_EXECUTOR", &failing) };
+    // An executor that dies before READY=1 (here: a config file with an unknown key): its
+    // exit status and log are reported.
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[executor]\nno_such_key = 1\n").unwrap();
+    unsafe {
+        std::env::set_var("ARCHY_EXECUTOR", EXECUTOR);
+        std::env::set_var("ARCHY_CONFIG", &cfg);
+    }
     let err = client::connect_or_start(&socket).await.unwrap_err();
     let ClientError::ExecutorExited {
         status,
@@ -102,14 +79,15 @@ async fn connect_or_start_spawns_the_executor_and_waits_for_ready() {
     else {
         panic!("{err}")
     };
-    assert_eq!(status.code(), Some(3));
+    assert_eq!(status.code(), Some(78));
     assert_eq!(log, &runtime.join("archy/executor.log"));
     assert!(
         std::fs::read_to_string(log)
             .unwrap()
-            .contains("broken config")
+            .contains("no_such_key"),
     );
     assert!(err.to_string().contains("executor.log"), "{err}");
+    unsafe { std::env::remove_var("ARCHY_CONFIG") };
 
     // On PATH (only looked up: a process named archy-executor is fair game for cleanups
     // of other test suites on a shared machine).
@@ -117,34 +95,48 @@ async fn connect_or_start_spawns_the_executor_and_waits_for_ready() {
     let on_path = script(&bin, "archy-executor", "#!/bin/sh\nexit 0\n");
     assert_eq!(client::find_executor().unwrap(), on_path);
 
-    // A working executor.
-    let fake = script(dir.path(), "fake-executor", FAKE_EXECUTOR);
-    unsafe { std::env::set_var("ARCHY_EXECUTOR", &fake) };
+    // The real executor, on a private tmux server.
+    let tmux = format!("archy-test-start-{}", std::process::id());
+    unsafe {
+        std::env::set_var("ARCHY_EXECUTOR", EXECUTOR);
+        std::env::set_var("ARCHY_TMUX_SOCKET", &tmux);
+    }
     let client = client::connect_or_start(&socket).await.unwrap();
     let info = client.daemon_info().await.unwrap();
-    assert_eq!(info.version, "fake");
+    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+    assert!(!info.socket_activated);
+    assert_eq!(info.tmux_socket, tmux);
     assert_eq!(
-        info.sessions, info.pid,
+        stat_field(info.pid, 3),
+        info.pid.to_string(),
         "the executor has a session of its own"
     );
-    assert_eq!(
-        info.tmux_socket, "",
-        "systemd variables leaked to the executor"
-    );
+    let environ = std::fs::read(format!("/proc/{}/environ", info.pid)).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    for var in ["JOURNAL_STREAM=", "LISTEN_FDS=", "INVOCATION_ID="] {
+        assert!(
+            !environ.split('\0').any(|kv| kv.starts_with(var)),
+            "{var} leaked to the executor"
+        );
+    }
     // Running now: a second client connects without starting another.
     drop(client);
     let again = client::connect_or_start(&socket).await.unwrap();
     assert_eq!(again.daemon_info().await.unwrap().pid, info.pid);
     // The notify socket is gone; the log holds the executor's stderr.
-    let left: Vec<_> = std::fs::read_dir(runtime.join("archy"))
+    let mut left: Vec<_> = std::fs::read_dir(runtime.join("archy"))
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(left, ["executor.log"]);
+    left.sort();
+    assert_eq!(left, [tmux.clone(), "executor.log".to_string()]);
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(info.pid as i32),
         nix::sys::signal::SIGTERM,
     )
     .unwrap();
+    let _ = std::process::Command::new("tmux")
+        .args(["-L", &tmux, "kill-server"])
+        .status();
 }
