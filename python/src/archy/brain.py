@@ -292,6 +292,14 @@ class Brain:
             self.memory.add_command(conv, user_turn, record)
         self.memory.add_turn(conv, "assistant", text)
 
+    def stop(self) -> None:
+        """Interrupt the command this brain is running, if any (e.g. on ^C)."""
+        if self._current is None:
+            return
+        with contextlib.suppress(ArchyError):
+            if self.client.status(session=self.session).command_id == self._current:
+                self.client.interrupt(id=self._current)
+
     def _conversation(self, question: str, new: bool, conversation_id: int | None) -> int | None:
         if self.memory is None:
             return None

@@ -47,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
     ui = TerminalUI(console, quiet=args.json)
     brain, memory = build_brain(args, ui)
     with memory, brain.client:
-        answer = brain.ask(question, new=args.new)
+        try:
+            answer = brain.ask(question, new=args.new)
+        except KeyboardInterrupt:
+            brain.stop()  # ^C stops the command the model started, as in a terminal
+            raise
     if args.json:
         print_json(answer.to_json())
     else:

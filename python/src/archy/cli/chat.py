@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                 conversation = answer.conversation_id
                 show_answer(console, answer)
             except KeyboardInterrupt:
+                brain.stop()
                 console.print(Text("interrupted", style="yellow"))
             except (ProviderError, ArchyError) as exc:
                 console.print(Text(f"archy: {exc}", style="red"))
