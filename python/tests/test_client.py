@@ -312,7 +312,8 @@ def test_missing_binary(daemon: Daemon, monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ExecutorUnavailable) as exc:
         Client(daemon.socket).daemon_info()
-    assert "not on PATH" in exc.value.reason and exc.value.fix
+    assert "nor on PATH" in exc.value.reason and str(tmp_path) in exc.value.reason
+    assert exc.value.fix and "ARCHY_EXECUTOR" in exc.value.fix
     monkeypatch.setenv("ARCHY_EXECUTOR", str(tmp_path / "nope"))
     with pytest.raises(ExecutorUnavailable, match="not an executable"):
         Client(daemon.socket).daemon_info()
@@ -325,12 +326,20 @@ def test_no_tmux(daemon: Daemon, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert "tmux is not installed" in exc.value.reason and "install" in (exc.value.fix or "")
 
 
-def test_daemon_that_exits_before_ready(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ARCHY_EXECUTOR", "/bin/false")
+def test_daemon_that_exits_before_ready(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The real daemon, refusing a bad config: an early exit, seen through the pidfd at once.
+    bad = tmp_path / "config.toml"
+    bad.write_text("[executor]\nno_such_key = 1\n")
+    monkeypatch.setenv("ARCHY_CONFIG", str(bad))
     t0 = time.monotonic()
-    with pytest.raises(ExecutorUnavailable, match="exited with status 1 before it was ready"):
+    with pytest.raises(ExecutorUnavailable) as exc:
         Client(daemon.socket).daemon_info()
-    assert time.monotonic() - t0 < 5  # seen through the pidfd, not a timeout
+    assert time.monotonic() - t0 < 5
+    assert "exited with status 78 before it was ready" in exc.value.reason
+    assert "no_such_key" in exc.value.reason  # this run's log lines are in the message
+    assert "executor.log" in (exc.value.fix or "")
 
 
 def test_no_autostart(daemon: Daemon) -> None:

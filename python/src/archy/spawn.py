@@ -14,6 +14,7 @@ import select
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ class SpawnedDaemon:
     socket: str
     log: str
     process: subprocess.Popen[bytes]
+    #: Size of the (shared, appended) log before this daemon started.
+    log_start: int = 0
 
 
 #: Daemons spawned by this process, by socket path.
@@ -82,21 +85,37 @@ def socket_path(explicit: str | None = None) -> str:
     return explicit or os.environ.get("ARCHY_SOCKET") or default_socket_path()
 
 
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
 def find_executor() -> str:
-    """``$ARCHY_EXECUTOR``, else ``archy-executor`` on ``PATH``."""
+    """``$ARCHY_EXECUTOR``, else ``archy-executor`` beside the running program, else on ``PATH``
+    (the order archyctl uses)."""
     env = os.environ.get(EXECUTOR_ENV)
     if env:
-        if os.access(env, os.X_OK) and Path(env).is_file():
+        if _is_executable(Path(env)):
             return env
         raise ExecutorUnavailable(
             f"{EXECUTOR_ENV}={env} is not an executable file",
             fix=f"point {EXECUTOR_ENV} at the archy-executor binary, or unset it",
         )
-    found = shutil.which("archy-executor")
-    if found:
-        return found
+    looked: list[str] = []
+    candidates: list[Path] = []
+    if sys.argv and sys.argv[0]:
+        program = Path(sys.argv[0])
+        if program.is_absolute() or os.sep in sys.argv[0]:
+            candidates.append(program.parent / "archy-executor")  # e.g. ~/.local/bin/archy
+    candidates += [
+        Path(d) / "archy-executor" for d in os.environ.get("PATH", "").split(os.pathsep) if d
+    ]
+    for candidate in candidates:
+        if _is_executable(candidate):
+            return str(candidate)
+        looked.append(str(candidate.parent))
     raise ExecutorUnavailable(
-        "archy-executor is not on PATH",
+        "archy-executor is not beside archy nor on PATH"
+        + (f" (looked in {', '.join(dict.fromkeys(looked))})" if looked else " (PATH is unset)"),
         fix="install it (`make install` in the archy repository puts it in ~/.local/bin; make "
         f"sure that is on PATH), or set {EXECUTOR_ENV}=/path/to/archy-executor",
     )
@@ -119,9 +138,9 @@ def _owner_problem(path: str) -> ExecutorUnavailable | None:
         return None
     if st.st_uid != os.getuid():
         return ExecutorUnavailable(
-            f"the socket {path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}); "
+            f"{path} belongs to uid {st.st_uid}, but you are uid {os.getuid()}; "
             "the executor only serves its own user",
-            fix="point ARCHY_SOCKET at a path of your own, or remove that socket",
+            fix="use your own socket (unset ARCHY_SOCKET, or point it into your $XDG_RUNTIME_DIR)",
         )
     return None
 
@@ -135,8 +154,8 @@ def connect(
         return _raw_connect(path)
     except PermissionError as exc:
         raise _owner_problem(path) or ExecutorUnavailable(
-            f"cannot connect to {path}: {exc.strerror}",
-            fix="check the permissions of the socket and its directory",
+            f"permission denied connecting to {path}",
+            fix="check the socket's and its directory's owner and mode",
         ) from exc
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         owner = _owner_problem(path)
@@ -164,48 +183,53 @@ def start(path: str, *, timeout: float = 10.0) -> None:
     spawn_executor(path, timeout=timeout)
 
 
-def _systemd_socket_available(path: str) -> bool:
-    # archy.socket listens on %t/archy.sock: starting it helps only for that path.
+def _systemctl(*args: str) -> subprocess.CompletedProcess[str] | None:
     try:
-        if path != default_socket_path():
-            return False
-    except ExecutorUnavailable:
-        return False
-    if not shutil.which("systemctl"):
-        return False
-    try:
-        out = subprocess.run(
-            ["systemctl", "--user", "show", SOCKET_UNIT, "--property=LoadState", "--value"],
+        return subprocess.run(
+            ["systemctl", "--user", *args],
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=5,
+            timeout=10,
             check=False,
         )
     except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _systemd_socket_available(path: str) -> bool:
+    # archy.socket listens on %t/archy.sock: it cannot help a client of another path.
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if not runtime or Path(path) != Path(runtime) / "archy.sock":
         return False
-    return out.returncode == 0 and out.stdout.strip() == "loaded"
+    out = _systemctl("cat", SOCKET_UNIT)
+    return out is not None and out.returncode == 0
 
 
 def _systemd_start() -> bool:
-    try:
-        out = subprocess.run(
-            ["systemctl", "--user", "start", SOCKET_UNIT],
-            capture_output=True,
-            text=True,
-            timeout=15,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return out.returncode == 0
+    out = _systemctl("start", SOCKET_UNIT)
+    if out is not None and out.returncode == 0:
+        return True
+    raise ExecutorUnavailable(
+        f"`systemctl --user start {SOCKET_UNIT}` failed: "
+        + (out.stderr.strip() if out is not None else "systemctl did not answer"),
+        fix="systemctl --user status archy.socket; journalctl --user -u archy",
+    )
 
 
-def _log_tail(path: str, limit: int = 2000) -> str:
+def executor_log_path() -> Path | None:
+    """``$XDG_RUNTIME_DIR/archy/executor.log``, where a spawned daemon's stderr goes."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(runtime) / "archy" / "executor.log" if runtime else None
+
+
+def _log_tail(path: str, start: int = 0, limit: int = 2000) -> str:
+    """What the daemon wrote to its log since ``start`` (its last ``limit`` bytes)."""
     try:
         with Path(path).open("rb") as f:
             f.seek(0, os.SEEK_END)
             size = f.tell()
-            f.seek(max(0, size - limit))
+            f.seek(max(start, size - limit))
             return f.read().decode("utf-8", "replace").strip()
     except OSError:
         return ""
@@ -222,32 +246,37 @@ def spawn_executor(
             fix="install it: sudo pacman -S tmux, sudo apt install tmux or sudo dnf install tmux",
         )
     sock_dir = Path(path).parent
+    log = executor_log_path()
     try:
         sock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if log is not None:
+            log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise ExecutorUnavailable(f"cannot create {sock_dir}: {exc.strerror}") from exc
-    log_path = str(sock_dir / "archy-executor.log")
+        raise ExecutorUnavailable(f"cannot create {exc.filename}: {exc.strerror}") from exc
+    log_path = str(log) if log is not None else os.devnull
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env["ARCHY_SOCKET"] = path
     with tempfile.TemporaryDirectory(prefix="archy-notify-") as tmp:
         notify_path = str(Path(tmp) / "notify.sock")
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         try:
             notify.bind(notify_path)
             env["NOTIFY_SOCKET"] = notify_path
-            with Path(log_path).open("ab") as log:
+            with Path(log_path).open("ab") as log_file:
+                log_start = log_file.tell()
                 try:
                     proc = subprocess.Popen(
-                        [exe, "--socket", path, *(extra_args or [])],
+                        [exe, *(extra_args or [])],
                         stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=log,
+                        stdout=subprocess.DEVNULL,
+                        stderr=log_file,
                         env=env,
                         start_new_session=True,
                         close_fds=True,
                     )
                 except OSError as exc:
                     raise ExecutorUnavailable(f"cannot run {exe}: {exc.strerror}") from exc
-            daemon = SpawnedDaemon(proc.pid, path, log_path, proc)
+            daemon = SpawnedDaemon(proc.pid, path, log_path, proc, log_start)
             ours = _wait_ready(notify, daemon, timeout)
         finally:
             notify.close()
@@ -273,7 +302,7 @@ def _wait_ready(notify: socket.socket, daemon: SpawnedDaemon, timeout: float) ->
                 raise ExecutorUnavailable(
                     f"archy-executor did not report READY=1 within {timeout:g} s"
                     + (f" (last status: {status})" if status else ""),
-                    fix=f"see its log, {daemon.log}:\n{_log_tail(daemon.log)}",
+                    fix=_log_hint(daemon),
                 )
             for fd, _ in poller.poll(left * 1000):
                 if fd == notify.fileno():
@@ -297,9 +326,15 @@ def _exited_early(daemon: SpawnedDaemon) -> None:
     with contextlib.suppress(OSError):
         _raw_connect(daemon.socket).close()
         return
-    tail = _log_tail(daemon.log)
+    tail = _log_tail(daemon.log, daemon.log_start)
     raise ExecutorUnavailable(
         f"archy-executor exited with status {code} before it was ready"
         + (f":\n{tail}" if tail else ""),
-        fix=f"read {daemon.log}; `archy doctor` checks the whole setup",
+        fix=_log_hint(daemon),
     )
+
+
+def _log_hint(daemon: SpawnedDaemon) -> str:
+    if daemon.log == os.devnull:
+        return "run archy-executor by hand to see why; `archy doctor` checks the whole setup"
+    return f"its log: {daemon.log}; `archy doctor` checks the whole setup"
