@@ -50,6 +50,9 @@ pub struct Live {
     pub signalled: bool,
     pub duration: Option<Duration>,
     pub last_output: Instant,
+    /// The shell has started it (its begin marker arrived). Before that, a Ctrl-C would flush
+    /// the typed line from the terminal and no end marker would ever come.
+    pub began: bool,
     /// Output comes from the pane log, not `%output` (recovered after a daemon restart).
     pub from_log: bool,
 }
@@ -78,6 +81,7 @@ impl Cmd {
                 signalled: false,
                 duration: None,
                 last_output: Instant::now(),
+                began: false,
                 from_log: false,
             }),
             changed: watch::channel(0).0,

@@ -227,7 +227,13 @@ impl Engine {
             };
             for piece in sess.scanner.feed(data) {
                 match piece {
-                    Piece::Begin => cmd.inner.lock().unwrap().last_output = Instant::now(),
+                    Piece::Begin => {
+                        let mut l = cmd.inner.lock().unwrap();
+                        l.last_output = Instant::now();
+                        l.began = true;
+                        drop(l);
+                        cmd.bump();
+                    }
                     Piece::Output(raw) => {
                         if cmd.inner.lock().unwrap().from_log {
                             continue;
@@ -454,7 +460,11 @@ impl Engine {
                     }
                     (Some(sess), Some((raw, None))) if sess.running.is_none() => {
                         cmd.push_raw_replace(&raw);
-                        cmd.inner.lock().unwrap().from_log = true;
+                        {
+                            let mut l = cmd.inner.lock().unwrap();
+                            l.from_log = true;
+                            l.began = true;
+                        }
                         sess.scanner.resume(&cmd.nonce);
                         sess.running = Some(cmd.clone());
                         self.spawn_monitor(cmd.clone(), sess.pane_pid, sess.tty.clone());
@@ -673,11 +683,18 @@ impl Engine {
             let mut changed = cmd.changed.subscribe();
             let mut backoff = quiet;
             loop {
-                let (state, last) = {
+                let (state, last, began) = {
                     let l = cmd.inner.lock().unwrap();
-                    (l.state, l.last_output)
+                    (l.state, l.last_output, l.began)
                 };
                 match state {
+                    // Until the shell starts the command, it is the shell reading the terminal.
+                    CommandState::Running if !began => {
+                        if changed.changed().await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
                     CommandState::Running => {}
                     CommandState::WaitingForInput => {
                         if changed.changed().await.is_err() {
@@ -950,6 +967,16 @@ impl Engine {
         };
         if let Some(c) = &running {
             c.inner.lock().unwrap().signalled = true;
+            if !self.wait_began(c, Duration::from_secs(2)).await {
+                // Still not started: the signal flushes the typed line, so no end marker
+                // will come. End it here.
+                control.cmd(&format!("send-keys -t {pane} C-c")).await?;
+                self.forget_running(&session, c);
+                return Ok(Interrupted {
+                    id: Some(c.id.clone()),
+                    signal: signal_name(sig),
+                });
+            }
         }
         let fg = inputwait::inspect(pid, &tty).map(|f| f.pid);
         let key = match sig {
@@ -960,6 +987,9 @@ impl Engine {
         match (key, fg) {
             (Some(k), _) => {
                 control.cmd(&format!("send-keys -t {pane} {k}")).await?;
+                if let Some(c) = running.clone() {
+                    self.repeat_key_until_ended(c, pane.clone(), k);
+                }
             }
             // Signal the foreground process group, never the shell itself.
             (None, Some(fgpid)) if fgpid != pid => {
@@ -976,6 +1006,66 @@ impl Engine {
             id: running.map(|c| c.id.clone()),
             signal: signal_name(sig),
         })
+    }
+
+    /// A terminal signal sent while the shell is between fork and exec of the command is lost
+    /// (seen with bash: `^C` echoed, `sleep` runs on). Press the key again, as a person would,
+    /// until the command ends: at most 5 times, 300 ms apart.
+    fn repeat_key_until_ended(&self, cmd: Arc<Cmd>, pane: String, key: &'static str) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            for _ in 0..5 {
+                engine.wait(&cmd, Duration::from_millis(300)).await;
+                if !cmd.state().is_live() {
+                    return;
+                }
+                let Ok(control) = engine.control().await else {
+                    return;
+                };
+                let _ = control.cmd(&format!("send-keys -t {pane} {key}")).await;
+            }
+        });
+    }
+
+    /// Wait until the shell has started the command; false on timeout.
+    async fn wait_began(&self, cmd: &Cmd, timeout: Duration) -> bool {
+        let mut rx = cmd.changed.subscribe();
+        let began = || cmd.inner.lock().unwrap().began || !cmd.state().is_live();
+        tokio::time::timeout(timeout, async {
+            while !began() {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await
+        .is_ok()
+            && began()
+    }
+
+    /// End a running command that will never report its end, and free its session.
+    fn forget_running(&self, session: &str, cmd: &Arc<Cmd>) {
+        let next = {
+            let mut st = self.0.state.lock().unwrap();
+            st.sessions.get_mut(session).and_then(|s| {
+                if s.running.as_ref().is_some_and(|r| r.id == cmd.id) {
+                    s.running = None;
+                    s.scanner = Scanner::default();
+                    s.queue.pop_front()
+                } else {
+                    None
+                }
+            })
+        };
+        cmd.finish(None);
+        let engine = self.clone();
+        let cmd = cmd.clone();
+        tokio::spawn(async move {
+            engine.complete(&cmd, None).await;
+            if let Some((next, req)) = next {
+                engine.launch(next, req).await;
+            }
+        });
     }
 
     /// Type text into a session.

@@ -46,18 +46,18 @@ impl Shell {
         match self {
             Shell::Bash => {
                 let rc = dir.join("hook.bash");
-                std::fs::write(&rc, bash_hook())?;
+                write_if_changed(&rc, &bash_hook())?;
                 Ok(format!("exec bash --rcfile {} -i", sh_quote(&rc)))
             }
             Shell::Zsh => {
                 let zdot = dir.join("zsh");
                 std::fs::create_dir_all(&zdot)?;
-                std::fs::write(zdot.join(".zshrc"), zsh_hook())?;
+                write_if_changed(&zdot.join(".zshrc"), &zsh_hook())?;
                 Ok(format!("exec env ZDOTDIR={} zsh -i", sh_quote(&zdot)))
             }
             Shell::Fish => {
                 let hook = dir.join("hook.fish");
-                std::fs::write(&hook, fish_hook())?;
+                write_if_changed(&hook, &fish_hook())?;
                 let init = format!("source {}", fish_quote(&hook.to_string_lossy()));
                 Ok(format!("exec fish -i -C {}", quote_str(&init)))
             }
@@ -149,6 +149,17 @@ function __archy_p --on-event fish_prompt
 end
 "#
     )
+}
+
+/// A shell starting in another session may be reading the hook right now: never rewrite it
+/// in place; replace it whole (rename), and only when it changed.
+fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(());
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, path)
 }
 
 /// Single-quote a path for sh-like shells (and fish, which accepts the same form).
