@@ -3,8 +3,8 @@
 #
 #   bash packaging/build-arch.sh [OUTDIR]        (default: artifacts/package)
 #
-# The source is a tarball of the checkout (`git archive` of HEAD plus uncommitted changes to
-# tracked files), built in a fresh directory, so what is packaged is what git tracks.
+# The source is `git archive` of HEAD (or $ARCHY_PKG_REV), built in a fresh directory: what is
+# packaged is what is committed. The PKGBUILD itself is taken from the work tree.
 #
 # On Arch as a normal user this is plain makepkg. As root (CI, on Debian) it:
 # - runs makepkg as the unprivileged user `archy-build` (makepkg refuses root), reaching root's
@@ -30,7 +30,7 @@ if [ -f "$repo/python/pyproject.toml" ]; then
   [ "$pkgver" = "$py_ver" ] || die "PKGBUILD pkgver=$pkgver but python/pyproject.toml says $py_ver"
 fi
 for f in README.md LICENSE; do
-  git -C "$repo" ls-files --error-unmatch "$f" >/dev/null 2>&1 || die "$f is not tracked by git: the package needs it"
+  git -C "$repo" cat-file -e "${ARCHY_PKG_REV:-HEAD}:$f" 2>/dev/null || die "$f is not committed: the package needs it"
 done
 command -v makepkg >/dev/null || die "makepkg missing (Debian: apt install makepkg pacman-package-manager)"
 
@@ -39,9 +39,9 @@ cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 chmod 0755 "$work"
 cp "$pkgbuild" "$repo/packaging/arch/archy.install" "$work/"
-tree=$(git -C "$repo" stash create 2>/dev/null || true)
+rev=${ARCHY_PKG_REV:-HEAD}
 git -C "$repo" archive --format=tar.gz --prefix="$pkgname-$pkgver/" \
-  -o "$work/$pkgname-$pkgver.tar.gz" "${tree:-HEAD}"
+  -o "$work/$pkgname-$pkgver.tar.gz" "$rev"
 mkdir -p "$work/out"
 
 t0=$(date +%s)
@@ -55,6 +55,9 @@ else
   fi
   mkdir -p "$cache"
   chown "$user:$user" "$cache"
+  # Debian's pacman ships no database directory; makepkg's .BUILDINFO asks pacman for the
+  # installed packages and complains without one. An empty database answers "none".
+  [ -d /var/lib/pacman ] || ! command -v pacman >/dev/null || mkdir -p /var/lib/pacman
   chown -R "$user:$user" "$work"
   uid=$(id -u "$user"); gid=$(id -g "$user")
   as_builder=(setpriv "--reuid=$uid" "--regid=$gid" --init-groups

@@ -169,7 +169,7 @@ class World:
     def runtime_dir(self) -> Path:
         return Path(f"/run/user/{self.uid}")
 
-    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    def env(self, extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
         env = {
             "HOME": str(self.home),
             "USER": self.user,
@@ -182,7 +182,11 @@ class World:
             "TERM": "xterm-256color",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
-        env.update(extra or {})
+        for key, value in (extra or {}).items():
+            if value is None:
+                env.pop(key, None)  # None unsets
+            else:
+                env[key] = value
         return env
 
     def _as_user(self) -> dict[str, Any]:
@@ -193,7 +197,7 @@ class World:
         argv: Sequence[str],
         check: bool = True,
         timeout: float = 60,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str | None] | None = None,
         input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run a command as the test user and capture its output."""
@@ -212,7 +216,7 @@ class World:
             )
         return proc
 
-    def popen(self, argv: Sequence[str], env: Mapping[str, str] | None = None, **kw: Any) -> subprocess.Popen[bytes]:
+    def popen(self, argv: Sequence[str], env: Mapping[str, str | None] | None = None, **kw: Any) -> subprocess.Popen[bytes]:
         return subprocess.Popen(list(argv), env=self.env(env), **self._as_user(), **kw)
 
     def systemctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

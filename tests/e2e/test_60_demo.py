@@ -11,7 +11,7 @@ from conftest import SERVICE, SOCKET, Archy
 from harness import log, wait_pid_gone
 
 
-def demo(archy: Archy, env: dict[str, str] | None = None) -> str:
+def demo(archy: Archy, env: dict[str, str | None] | None = None) -> str:
     # CARGO=true: the staged tree is already built, and the test user has no Rust toolchain.
     proc = archy.w.run(["make", "-C", str(archy.stage), "--no-print-directory", "demo", "CARGO=true"],
                        env=env, check=False, timeout=120)
@@ -38,7 +38,7 @@ def test_make_demo_without_a_user_manager(archy: Archy) -> None:
     demo runs archyctl from the build tree and archyctl spawns archy-executor itself."""
     sock = archy.w.home / "demo" / "archy.sock"
     archy.w.run(["mkdir", "-p", "-m", "0700", str(sock.parent)])
-    env = {"XDG_RUNTIME_DIR": "", "DBUS_SESSION_BUS_ADDRESS": "", "ARCHY_SOCKET": str(sock),
+    env: dict[str, str | None] = {"XDG_RUNTIME_DIR": None, "DBUS_SESSION_BUS_ADDRESS": None, "ARCHY_SOCKET": str(sock),
            "ARCHY_TMUX_SOCKET": "archy-demo"}
     pid = 0
     try:
