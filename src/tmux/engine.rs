@@ -94,6 +94,22 @@ struct Session {
     queue: VecDeque<(Arc<Cmd>, ExecRequest)>,
 }
 
+impl Session {
+    /// A session as tmux describes it: `#{pane_id}`, `#{window_id}`, `#{pane_pid}`, `#{pane_tty}`.
+    fn new(pane: &str, window: &str, pane_pid: &str, tty: &str, shell: Shell) -> Session {
+        Session {
+            pane: pane.to_string(),
+            window: window.to_string(),
+            pane_pid: pane_pid.parse().unwrap_or(0),
+            tty: tty.to_string(),
+            shell,
+            scanner: Scanner::default(),
+            running: None,
+            queue: VecDeque::new(),
+        }
+    }
+}
+
 impl Engine {
     /// Set up the engine and load the records of earlier runs. Does not start tmux.
     pub fn new(cfg: EngineConfig) -> Engine {
@@ -417,16 +433,7 @@ impl Engine {
             }
             found.push((
                 f[0].to_string(),
-                Session {
-                    pane: f[1].to_string(),
-                    window: f[2].to_string(),
-                    pane_pid: f[3].parse().unwrap_or(0),
-                    tty: f[4].to_string(),
-                    shell,
-                    scanner: Scanner::default(),
-                    running: None,
-                    queue: VecDeque::new(),
-                },
+                Session::new(f[1], f[2], f[3], f[4], shell),
             ));
         }
         // Commands the records say are live: ended (read from the pane log), still running
@@ -555,16 +562,9 @@ impl Engine {
             .await?;
         self.pipe_pane(&control, name, f[0]).await?;
         let mut st = self.0.state.lock().unwrap();
-        st.sessions.entry(name.to_string()).or_insert(Session {
-            pane: f[0].to_string(),
-            window: f[1].to_string(),
-            pane_pid: f[2].parse().unwrap_or(0),
-            tty: f[3].to_string(),
-            shell,
-            scanner: Scanner::default(),
-            running: None,
-            queue: VecDeque::new(),
-        });
+        st.sessions
+            .entry(name.to_string())
+            .or_insert_with(|| Session::new(f[0], f[1], f[2], f[3], shell));
         tracing::info!(session = name, shell = shell.name(), "session created");
         Ok(())
     }

@@ -97,20 +97,29 @@ impl Shell {
     }
 }
 
-fn bash_hook() -> String {
+/// The marker functions bash and zsh share: `__archy_b` starts a command, `__archy_p` (run
+/// from the prompt hook, so also after Ctrl-C) ends it with `$?`.
+fn posix_markers() -> String {
     format!(
-        r#"# Archy's bash hook: the user's bashrc, then markers around Archy's commands.
-[ -f "$HOME/.bashrc" ] && . "$HOME/.bashrc"
-HISTCONTROL="ignorespace${{HISTCONTROL:+:$HISTCONTROL}}"
-__archy_n=
+        r#"__archy_n=
 __archy_b() {{ __archy_n=$1; printf '{BEGIN_FMT}' "$1"; }}
 __archy_p() {{
   local rc=$?
   if [ -n "$__archy_n" ]; then printf '{END_FMT}' "$__archy_n" "$rc"; __archy_n=; fi
   return $rc
 }}
-PROMPT_COMMAND=(__archy_p "${{PROMPT_COMMAND[@]}}")
 "#
+    )
+}
+
+fn bash_hook() -> String {
+    format!(
+        r#"# Archy's bash hook: the user's bashrc, then markers around Archy's commands.
+[ -f "$HOME/.bashrc" ] && . "$HOME/.bashrc"
+HISTCONTROL="ignorespace${{HISTCONTROL:+:$HISTCONTROL}}"
+{}PROMPT_COMMAND=(__archy_p "${{PROMPT_COMMAND[@]}}")
+"#,
+        posix_markers()
     )
 }
 
@@ -120,15 +129,9 @@ fn zsh_hook() -> String {
 ZDOTDIR="$HOME"
 [ -f "$HOME/.zshrc" ] && . "$HOME/.zshrc"
 setopt HIST_IGNORE_SPACE
-__archy_n=
-__archy_b() {{ __archy_n=$1; printf '{BEGIN_FMT}' "$1"; }}
-__archy_p() {{
-  local rc=$?
-  if [ -n "$__archy_n" ]; then printf '{END_FMT}' "$__archy_n" "$rc"; __archy_n=; fi
-  return $rc
-}}
-precmd_functions=(__archy_p $precmd_functions)
-"#
+{}precmd_functions=(__archy_p $precmd_functions)
+"#,
+        posix_markers()
     )
 }
 
