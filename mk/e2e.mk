@@ -21,7 +21,7 @@ e2e-test: build
 	@if [ "$$(id -u)" -ne 0 ]; then \
 	  echo "e2e-test: SKIPPED: needs root (it creates a test user and boots its systemd)." \
 	       "Run: sudo make e2e-test"; exit 0; fi; \
-	$(E2E_VENV)/bin/python -m pytest -p no:cacheprovider tests/e2e $(E2E_PYTEST_ARGS)
+	$(E2E_VENV)/bin/python -m pytest -p no:cacheprovider -v -s tests/e2e $(E2E_PYTEST_ARGS)
 
 DEPS_TARGETS += e2e-deps
 TEST_TARGETS += e2e-test
