@@ -161,6 +161,8 @@ fn under_systemd() -> bool {
 pub fn state_dir(tmux_socket: &str) -> PathBuf {
     let base = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
+        // Empty or relative means unset (XDG base directory spec).
+        .filter(|p| p.is_absolute())
         .unwrap_or_else(|| std::env::temp_dir().join(format!("archy-{}", nix::unistd::getuid())));
     let dir = base.join("archy").join(tmux_socket);
     let _ = std::fs::create_dir_all(&dir);

@@ -34,7 +34,7 @@ pub async fn execute(ex: &Executor, p: ExecuteParams) -> Result<CommandResult> {
         )));
     }
     if let Err(r) = ex.policy.check(&p.command) {
-        tracing::warn!(target: "archy::audit", session = %p.session, command = %p.command, rule = %r.rule, "command refused by policy");
+        tracing::warn!(target: "archy::audit", session = %p.session, command = %p.command, rule = %r.rule, "command refused by policy rule {}: {:?}", r.rule, p.command);
         return Err(Error::Refused {
             rule: r.rule,
             pattern: r.pattern,
@@ -51,7 +51,16 @@ pub async fn execute(ex: &Executor, p: ExecuteParams) -> Result<CommandResult> {
             env: p.env,
         })
         .await?;
-    tracing::info!(target: "archy::audit", id = %cmd.id, session = %p.session, command = %p.command, "command started");
+    tracing::info!(
+        target: "archy::audit",
+        id = %cmd.id,
+        session = %p.session,
+        command = %p.command,
+        "command {} started in {}: {:?}",
+        cmd.id,
+        p.session,
+        p.command
+    );
     crate::systemd::notify::status(&format!(
         "running {} in {}; {} commands run, {} sessions",
         cmd.id,

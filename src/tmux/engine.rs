@@ -315,7 +315,14 @@ impl Engine {
             exit_code = r.exit_code.map(i64::from).unwrap_or(-1),
             duration_ms = r.duration_ms,
             output_bytes = r.output_bytes,
-            "command finished"
+            "command {} {}: {:?} after {} ms",
+            r.id,
+            match r.exit_code {
+                Some(c) => format!("exited {c}"),
+                None => format!("{:?}", r.state).to_lowercase(),
+            },
+            r.command,
+            r.duration_ms
         );
     }
 

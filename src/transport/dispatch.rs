@@ -121,7 +121,17 @@ impl Dispatcher {
             .await;
         let duration_ms = start.elapsed().as_micros() as f64 / 1e3;
         let code = outcome.as_ref().and_then(|o| o.response.as_error_code());
-        span.in_scope(|| tracing::info!(duration_ms, code, "request"));
+        // The method in the text too: plain `journalctl -u archy` shows only the message.
+        span.in_scope(|| {
+            tracing::info!(
+                duration_ms,
+                code,
+                "request {} {:.3} ms{}",
+                call.method,
+                duration_ms,
+                code.map(|c| format!(" error {c}")).unwrap_or_default()
+            )
+        });
 
         let outcome = outcome.filter(|o| !o.written && !notification)?;
         let json = describe_invalid_params(outcome.response.into_json(), call.params);

@@ -9,8 +9,11 @@ from conftest import SERVICE, SOCKET, Archy, nonce
 from harness import log, retry_until
 
 
-def entries(archy: Archy, **match: str) -> list[dict[str, Any]]:
-    return [e for e in archy.journal("--since", "-5min") if all(e.get(k) == v for k, v in match.items())]
+def entries(archy: Archy, message: str = "", **match: str) -> list[dict[str, Any]]:
+    """Journal entries whose MESSAGE starts with `message` and whose fields equal `match`."""
+    return [e for e in archy.journal("--since", "-5min")
+            if str(e.get("MESSAGE", "")).startswith(message)
+            and all(e.get(k) == v for k, v in match.items())]
 
 
 def test_requests_and_audit_lines_carry_their_fields(archy: Archy) -> None:
@@ -24,7 +27,7 @@ def test_requests_and_audit_lines_carry_their_fields(archy: Archy) -> None:
 
     request = retry_until(
         "the execute request line",
-        lambda: entries(archy, MESSAGE="request", F_METHOD="execute", F_SESSION=session),
+        lambda: entries(archy, "request execute ", F_METHOD="execute", F_SESSION=session),
     )[-1]
     assert request["_SYSTEMD_USER_UNIT"] == SERVICE
     assert request["_PID"] == pid
@@ -35,7 +38,7 @@ def test_requests_and_audit_lines_carry_their_fields(archy: Archy) -> None:
 
     audit = retry_until(
         "the audit line",
-        lambda: entries(archy, MESSAGE="command finished", F_SESSION=session),
+        lambda: entries(archy, f"command {result['id']} exited 3: ", F_SESSION=session),
     )[-1]
     assert audit["TARGET"] == "archy::audit"
     assert audit["F_COMMAND"] == f"echo audit-{tag}; (exit 3)"
