@@ -65,12 +65,15 @@ impl Shell {
     }
 
     /// The short line typed to run one command file. It starts with a space (history) and
-    /// holds no ESC byte, so its echo never looks like a marker.
+    /// holds no ESC byte, so its echo never looks like a marker. `__archy_b` shows the
+    /// command's first line (the script's comment) to whoever watches the window.
     pub fn run_line(self, nonce: &str, file: &Path) -> String {
         match self {
-            Shell::Bash | Shell::Zsh => format!(" __archy_b {nonce}; . {}", sh_quote(file)),
+            Shell::Bash | Shell::Zsh => {
+                format!(" __archy_b {nonce} {}; . \"$__archy_f\"", sh_quote(file))
+            }
             Shell::Fish => format!(
-                " __archy_b {nonce}; source {}",
+                " __archy_b {nonce} {}; source $__archy_f",
                 fish_quote(&file.to_string_lossy())
             ),
         }
@@ -78,7 +81,7 @@ impl Shell {
 
     /// Script text that sets the directory and environment, then runs `command` as typed.
     pub fn script(self, command: &str, cwd: Option<&str>, env: &[(String, String)]) -> String {
-        let mut s = String::new();
+        let mut s = format!("# {}\n", display_line(command));
         for (k, v) in env {
             match self {
                 Shell::Fish => s.push_str(&format!("set -gx {k} {}\n", fish_quote(v))),
@@ -102,7 +105,11 @@ impl Shell {
 fn posix_markers() -> String {
     format!(
         r#"__archy_n=
-__archy_b() {{ __archy_n=$1; printf '{BEGIN_FMT}' "$1"; }}
+__archy_b() {{
+  __archy_n=$1 __archy_f=$2
+  local l; IFS= read -r l < "$2"; printf '\033[2m$ %s\033[0m\n' "${{l#\# }}"
+  printf '{BEGIN_FMT}' "$1"
+}}
 __archy_p() {{
   local rc=$?
   if [ -n "$__archy_n" ]; then printf '{END_FMT}' "$__archy_n" "$rc"; __archy_n=; fi
@@ -141,6 +148,9 @@ fn fish_hook() -> String {
 set -g __archy_n ''
 function __archy_b
     set -g __archy_n $argv[1]
+    set -g __archy_f $argv[2]
+    read -l l < $argv[2]
+    printf '\033[2m$ %s\033[0m\n' (string replace -r '^# ' '' -- $l)
     printf '{BEGIN_FMT}' $argv[1]
 end
 function __archy_p --on-event fish_prompt
@@ -152,6 +162,21 @@ function __archy_p --on-event fish_prompt
 end
 "#
     )
+}
+
+/// What the window shows for a command: its first line, without control characters, at most
+/// 200 characters, with `…` when there is more.
+fn display_line(command: &str) -> String {
+    let first = command.trim().lines().next().unwrap_or("");
+    let mut shown: String = first
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    if shown.len() < first.len() || command.trim().lines().nth(1).is_some() {
+        shown.push_str(" …");
+    }
+    shown
 }
 
 /// A shell starting in another session may be reading the hook right now: never rewrite it
