@@ -283,16 +283,17 @@ impl Engine {
 
     /// Finish a command (if not yet): output from the pane log when it was recovered; then
     /// persist and audit it.
-    async fn complete(&self, cmd: &Arc<Cmd>, rc: Option<i32>) {
+    async fn complete(&self, cmd: &Arc<Cmd>, mut rc: Option<i32>) {
         let from_log = cmd.inner.lock().unwrap().from_log;
-        if from_log {
+        if from_log && cmd.state().is_live() {
             // The log is written by a `cat` behind a pipe; give it a moment to catch up.
             let path = self.log_path(&cmd.session);
             for _ in 0..40 {
                 if let Ok(log) = std::fs::read(&path)
-                    && let Some((raw, Some(_))) = find_in_log(&log, &cmd.nonce)
+                    && let Some((raw, Some(logged))) = find_in_log(&log, &cmd.nonce)
                 {
                     cmd.push_raw_replace(&raw);
+                    rc = Some(logged);
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(25)).await;
@@ -352,12 +353,17 @@ impl Engine {
     }
 
     /// A session vanished: its running and queued commands end as interrupted.
+    ///
+    /// tmux may report the window closing before the last `%output` of its pane (seen with
+    /// `exit 3` as a zsh session's first command), so the running command's end is looked
+    /// up in the pane log before it is called interrupted.
     fn abandon(&self, sess: Session) {
-        for cmd in sess
-            .running
-            .into_iter()
-            .chain(sess.queue.into_iter().map(|(c, _)| c))
-        {
+        if let Some(cmd) = sess.running {
+            cmd.inner.lock().unwrap().from_log = true;
+            let engine = self.clone();
+            tokio::spawn(async move { engine.complete(&cmd, None).await });
+        }
+        for (cmd, _) in sess.queue {
             cmd.finish(None);
             self.persist(&cmd);
             self.audit(&cmd);

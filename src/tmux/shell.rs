@@ -101,7 +101,8 @@ impl Shell {
 }
 
 /// The marker functions bash and zsh share: `__archy_b` starts a command, `__archy_p` (run
-/// from the prompt hook, so also after Ctrl-C) ends it with `$?`.
+/// from the prompt hook, so also after Ctrl-C) ends it with `$?`, and `exit` reports the
+/// status before the shell goes (the session then ends; the next command makes a new one).
 fn posix_markers() -> String {
     format!(
         r#"__archy_n=
@@ -114,6 +115,11 @@ __archy_p() {{
   local rc=$?
   if [ -n "$__archy_n" ]; then printf '{END_FMT}' "$__archy_n" "$rc"; __archy_n=; fi
   return $rc
+}}
+exit() {{
+  local rc=${{1:-$?}}
+  if [ -n "$__archy_n" ]; then printf '{END_FMT}' "$__archy_n" "$rc"; __archy_n=; fi
+  builtin exit "$@"
 }}
 "#
     )
@@ -152,6 +158,15 @@ function __archy_b
     read -l l < $argv[2]
     printf '\033[2m$ %s\033[0m\n' (string replace -r '^# ' '' -- $l)
     printf '{BEGIN_FMT}' $argv[1]
+end
+function exit --description "exit, reporting the status of Archy's command first"
+    set -l rc $status
+    set -q argv[1]; and set rc $argv[1]
+    if test -n "$__archy_n"
+        printf '{END_FMT}' $__archy_n $rc
+        set -g __archy_n ''
+    end
+    builtin exit $argv
 end
 function __archy_p --on-event fish_prompt
     set -l rc $status
