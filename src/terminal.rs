@@ -119,6 +119,7 @@ pub fn open(l: Launch<'_>) -> Result<u32> {
     } = l;
     let inner = vec![
         "tmux".to_string(),
+        "-u".into(),
         "-L".into(),
         tmux_socket.into(),
         "attach-session".into(),

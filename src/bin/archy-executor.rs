@@ -8,7 +8,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    systemd::logging::init();
+    let _log = systemd::logging::init();
     let prepared = match daemon::prepare(args) {
         Ok(p) => p,
         Err(e) => {

@@ -10,7 +10,12 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// Installs the global subscriber. The filter comes from `ARCHY_LOG` (`EnvFilter` syntax,
 /// default `info`). Does nothing if a subscriber is already installed.
-pub fn init() {
+///
+/// Text for stderr is written by a background thread, so a request never waits on a slow
+/// terminal or pipe; keep the returned guard until exit, it flushes what is left. (It blocks
+/// rather than drops lines when the buffer is full: audit lines are never lost.)
+#[must_use = "dropping the guard stops the log writer"]
+pub fn init() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let (filter, bad_filter) = match std::env::var("ARCHY_LOG") {
         Ok(spec) if !spec.trim().is_empty() => match EnvFilter::try_new(&spec) {
             Ok(filter) => (filter, None),
@@ -24,23 +29,31 @@ pub fn init() {
     let journald = stderr_is_journal()
         .then(tracing_journald::layer)
         .and_then(Result::ok);
+    let mut guard = None;
     let installed = match journald {
         Some(journald) => tracing_subscriber::registry()
             .with(filter)
             .with(journald)
             .try_init(),
-        None => tracing_subscriber::registry()
-            .with(filter)
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
-                    .with_ansi(std::io::stderr().is_terminal()),
-            )
-            .try_init(),
+        None => {
+            let (writer, g) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .finish(std::io::stderr());
+            guard = Some(g);
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(writer)
+                        .with_ansi(std::io::stderr().is_terminal()),
+                )
+                .try_init()
+        }
     };
     if let (Ok(()), Some(warning)) = (installed, bad_filter) {
         tracing::warn!("{warning}");
     }
+    guard
 }
 
 /// Whether fd 2 is the stream systemd connected to the journal: `JOURNAL_STREAM` holds its

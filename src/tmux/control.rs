@@ -49,6 +49,8 @@ impl ControlClient {
         argv.extend(
             [
                 "tmux",
+                // UTF-8 whatever the locale: without it tmux shows tabs and non-ASCII as `_`.
+                "-u",
                 "-L",
                 socket,
                 "-C",

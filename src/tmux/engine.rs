@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::command::{Cmd, Record};
 use super::control::{ControlClient, Event, quote};
@@ -26,6 +26,10 @@ use crate::error::{Error, Result};
 
 /// The hidden session the control client attaches to.
 pub const HUB: &str = "_archy_hub";
+/// What the shell hooks print once loaded.
+const READY_MARKER: &[u8] = b"\x1b]777;archy;ready\x07";
+/// How long a new session's shell may take to load its start-up files and the hook.
+const SHELL_START: Duration = Duration::from_secs(15);
 /// Output kept in a command's record on disk (the whole output is in its output file).
 const RECORD_TAIL: u64 = 64 * 1024;
 
@@ -70,6 +74,8 @@ struct Inner {
     shell: Shell,
     /// Held across start-up of the control client (an `.await`), hence tokio's mutex.
     control: tokio::sync::Mutex<Option<Arc<ControlClient>>>,
+    /// Held while a session is being created (across `.await`s).
+    creating: tokio::sync::Mutex<()>,
     /// Never held across an `.await`.
     state: Mutex<State>,
     commands_run: AtomicU64,
@@ -92,9 +98,23 @@ struct Session {
     scanner: Scanner,
     running: Option<Arc<Cmd>>,
     queue: VecDeque<(Arc<Cmd>, ExecRequest)>,
+    /// The shell has loaded the hook (its ready marker arrived).
+    ready: watch::Sender<bool>,
+    /// Tail of output seen while not ready, for a marker split across chunks.
+    ready_carry: Vec<u8>,
 }
 
 impl Session {
+    /// The running command ended: hand the session to the next queued command, reserved at
+    /// once so that no new `execute` types its line in between.
+    fn advance(&mut self) -> Option<(Arc<Cmd>, ExecRequest)> {
+        self.running = None;
+        let (next, req) = self.queue.pop_front()?;
+        self.running = Some(next.clone());
+        self.scanner.expect(&next.nonce);
+        Some((next, req))
+    }
+
     /// A session as tmux describes it: `#{pane_id}`, `#{window_id}`, `#{pane_pid}`, `#{pane_tty}`.
     fn new(pane: &str, window: &str, pane_pid: &str, tty: &str, shell: Shell) -> Session {
         Session {
@@ -106,6 +126,28 @@ impl Session {
             scanner: Scanner::default(),
             running: None,
             queue: VecDeque::new(),
+            // Adopted sessions are ready; a new one is marked not ready until its marker.
+            ready: watch::channel(true).0,
+            ready_carry: Vec::new(),
+        }
+    }
+
+    /// Look for the hook's ready marker in output of a session still starting.
+    fn watch_ready(&mut self, data: &[u8]) {
+        if *self.ready.borrow() {
+            return;
+        }
+        self.ready_carry.extend_from_slice(data);
+        if self
+            .ready_carry
+            .windows(READY_MARKER.len())
+            .any(|w| w == READY_MARKER)
+        {
+            self.ready_carry = Vec::new();
+            self.ready.send_replace(true);
+        } else {
+            let keep = self.ready_carry.len().saturating_sub(READY_MARKER.len());
+            self.ready_carry.drain(..keep);
         }
     }
 }
@@ -117,6 +159,7 @@ impl Engine {
         let engine = Engine(Arc::new(Inner {
             shell,
             control: tokio::sync::Mutex::new(None),
+            creating: tokio::sync::Mutex::new(()),
             state: Mutex::new(State::default()),
             commands_run: AtomicU64::new(0),
             cfg,
@@ -195,20 +238,31 @@ impl Engine {
         } else {
             Vec::new()
         };
-        let client = Arc::new(
+        let start = || {
             ControlClient::start(
                 &self.0.cfg.tmux_socket,
                 HUB,
                 &prefix,
                 &self.0.cfg.scrub_env,
-                tx,
+                tx.clone(),
             )
-            .await?,
-        );
+        };
+        // Right after a kill-server the old server may still hold the socket: try once more.
+        let client = match start().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "tmux control client failed to start; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                start().await?
+            }
+        };
+        let client = Arc::new(client);
         tracing::info!(tmux_socket = %self.0.cfg.tmux_socket, "tmux control client attached");
         // Keep the server alive when the last real session closes, and quiet.
         let _ = client.cmd("set-option -g exit-empty off").await;
         let _ = client.cmd("set-option -g history-limit 10000").await;
+        // Renaming windows after their process makes tmux read /proc on every output.
+        let _ = client.cmd("set-option -wg automatic-rename off").await;
         *guard = Some(client.clone());
         drop(guard);
         let engine = self.clone();
@@ -238,6 +292,7 @@ impl Engine {
             let Some(sess) = st.sessions.values_mut().find(|s| s.pane == pane) else {
                 return;
             };
+            sess.watch_ready(data);
             let Some(cmd) = sess.running.clone() else {
                 return;
             };
@@ -260,12 +315,11 @@ impl Engine {
                         }
                     }
                     Piece::End(rc) => {
-                        sess.running = None;
                         // Finish here, not in a task: waiters wake one hop sooner.
                         if !cmd.inner.lock().unwrap().from_log {
                             cmd.finish(Some(rc));
                         }
-                        finished = Some((cmd.clone(), rc, sess.queue.pop_front()));
+                        finished = Some((cmd.clone(), rc, sess.advance()));
                     }
                 }
             }
@@ -517,8 +571,11 @@ impl Engine {
     pub async fn ensure_session(&self, name: &str) -> Result<()> {
         validate_session(name)?;
         let control = self.control().await?;
-        if self.0.state.lock().unwrap().sessions.contains_key(name) {
-            return Ok(());
+        // One creation at a time: two calls for a new name must not both run new-session.
+        let creating = self.0.creating.lock().await;
+        if let Some(ready) = self.ready_rx(name) {
+            drop(creating);
+            return self.await_ready(name, ready).await;
         }
         let shell = self.0.shell;
         let hooks = hook_dir(&self.0.cfg.state_dir);
@@ -526,19 +583,22 @@ impl Engine {
             .install(&hooks)
             .map_err(|e| Error::io("writing shell hook", e))?;
         let home = std::env::var("HOME").unwrap_or_else(|_| "/".into());
+        // The pane starts idle; the shell is started only once its window is linked into the
+        // hub (and piped to the log), so that none of its start-up output, and in particular
+        // its ready marker, is missed.
         let out = control
             .cmd(&format!(
                 "new-session -d -P -F {} -s {} -x 200 -y 50 -c {} -e ARCHY_SESSION={} {}",
-                quote("#{pane_id}\t#{window_id}\t#{pane_pid}\t#{pane_tty}"),
+                quote("#{pane_id} #{window_id}"),
                 quote(name),
                 quote(&home),
                 quote(name),
-                quote(&start)
+                quote("exec sleep 2147483647")
             ))
             .await;
         let out = match out {
             Ok(o) => o,
-            // Created meanwhile by another call (or by the user): adopt it.
+            // Made by the user (or an older Archy) meanwhile: adopt it if it is Archy's.
             Err(Error::Tmux { stderr }) if stderr.contains("duplicate session") => {
                 self.recover(&control).await;
                 return if self.0.state.lock().unwrap().sessions.contains_key(name) {
@@ -555,31 +615,93 @@ impl Engine {
         };
         let f: Vec<&str> = out
             .first()
-            .map(|l| l.split('\t').collect())
+            .map(|l| l.split(' ').collect())
             .unwrap_or_default();
-        if f.len() < 4 {
+        let [pane, window] = f[..] else {
             return Err(Error::Tmux {
                 stderr: format!("unexpected new-session reply: {out:?}"),
             });
-        }
+        };
         // A pane target names its session; `=NAME` is not accepted by set-option.
         control
             .cmd(&format!(
-                "set-option -t {} @archy_shell {}",
-                f[0],
+                "set-option -t {pane} @archy_shell {}",
                 shell.name()
             ))
             .await?;
         control
-            .cmd(&format!("link-window -d -s {} -t {}:", f[1], quote(HUB)))
+            .cmd(&format!("link-window -d -s {window} -t {}:", quote(HUB)))
             .await?;
-        self.pipe_pane(&control, name, f[0]).await?;
-        let mut st = self.0.state.lock().unwrap();
-        st.sessions
-            .entry(name.to_string())
-            .or_insert_with(|| Session::new(f[0], f[1], f[2], f[3], shell));
+        self.pipe_pane(&control, name, pane).await?;
+        let ready = {
+            let mut st = self.0.state.lock().unwrap();
+            let sess = Session::new(pane, window, "0", "", shell);
+            let rx = sess.ready.subscribe();
+            let sess = st.sessions.entry(name.to_string()).or_insert(sess);
+            sess.ready.send_replace(false);
+            rx
+        };
+        let info = control
+            .cmd(&format!("respawn-pane -k -t {pane} {}", quote(&start)))
+            .await
+            .and(
+                control
+                    .cmd(&format!(
+                        "display-message -p -t {pane} {}",
+                        quote("#{pane_pid} #{pane_tty}")
+                    ))
+                    .await,
+            );
+        let info = match info {
+            Ok(i) => i,
+            Err(e) => {
+                self.0.state.lock().unwrap().sessions.remove(name);
+                return Err(e);
+            }
+        };
+        if let Some((pid, tty)) = info.first().and_then(|l| l.split_once(' ')) {
+            let mut st = self.0.state.lock().unwrap();
+            if let Some(sess) = st.sessions.get_mut(name) {
+                sess.pane_pid = pid.parse().unwrap_or(0);
+                sess.tty = tty.to_string();
+            }
+        }
+        drop(creating);
         tracing::info!(session = name, shell = shell.name(), "session created");
-        Ok(())
+        self.await_ready(name, ready).await
+    }
+
+    fn ready_rx(&self, name: &str) -> Option<watch::Receiver<bool>> {
+        let st = self.0.state.lock().unwrap();
+        st.sessions.get(name).map(|s| s.ready.subscribe())
+    }
+
+    /// Wait for the session's shell to have loaded its hook (it prints a ready marker).
+    async fn await_ready(&self, name: &str, mut ready: watch::Receiver<bool>) -> Result<()> {
+        let waited = tokio::time::timeout(SHELL_START, async {
+            ready.wait_for(|r| *r).await.map(|_| ())
+        })
+        .await;
+        match waited {
+            Ok(Ok(())) => Ok(()),
+            _ if !self.0.state.lock().unwrap().sessions.contains_key(name) => Err(Error::Tmux {
+                stderr: format!("session {name:?}: its shell exited while starting"),
+            }),
+            _ => {
+                let shown = self
+                    .capture(name, 5)
+                    .await
+                    .map(|c| c.output)
+                    .unwrap_or_default();
+                Err(Error::Tmux {
+                    stderr: format!(
+                        "session {name:?}: the shell has not loaded Archy's hook after {} s \
+                         (a slow or failing shell start-up file?); the pane shows: {shown}",
+                        SHELL_START.as_secs()
+                    ),
+                })
+            }
+        }
     }
 
     /// Start a command (or queue it behind the running one).
@@ -631,21 +753,25 @@ impl Engine {
         Ok(cmd)
     }
 
-    /// Start a queued command whose turn has come.
+    /// Type a queued command whose turn has come (the session is already reserved for it by
+    /// `Session::advance`); if it cannot start, end it and go on with the next.
     async fn launch(&self, cmd: Arc<Cmd>, req: ExecRequest) {
-        {
-            let mut st = self.0.state.lock().unwrap();
-            let Some(sess) = st.sessions.get_mut(&req.session) else {
-                drop(st);
-                cmd.finish(None);
+        let mut turn = Some((cmd, req));
+        while let Some((cmd, req)) = turn.take() {
+            let Err(e) = self.type_command(&cmd, &req).await else {
                 return;
             };
-            sess.running = Some(cmd.clone());
-            sess.scanner.expect(&cmd.nonce);
-        }
-        if let Err(e) = self.type_command(&cmd, &req).await {
             tracing::warn!(id = %cmd.id, error = %e, "queued command could not start");
+            turn = {
+                let mut st = self.0.state.lock().unwrap();
+                st.sessions
+                    .get_mut(&req.session)
+                    .filter(|s| s.running.as_ref().is_some_and(|r| r.id == cmd.id))
+                    .and_then(Session::advance)
+            };
             cmd.finish(None);
+            self.persist(&cmd);
+            self.audit(&cmd);
         }
     }
 
@@ -726,7 +852,7 @@ impl Engine {
                     }
                     continue;
                 }
-                let fg = inputwait::inspect(shell_pid, &tty);
+                let fg = inspect(shell_pid, &tty).await;
                 let full_screen = engine.alternate_on(&cmd.session).await;
                 let waiting = full_screen
                     || fg
@@ -871,7 +997,7 @@ impl Engine {
             let s = &st.sessions[session];
             (s.pane_pid, s.tty.clone(), s.running.clone())
         };
-        let fg = inputwait::inspect(pid, &tty);
+        let fg = inspect(pid, &tty).await;
         let full = self.alternate_on(session).await;
         let (state, prompt) = match &running {
             Some(c) => {
@@ -991,7 +1117,7 @@ impl Engine {
                 });
             }
         }
-        let fg = inputwait::inspect(pid, &tty).map(|f| f.pid);
+        let fg = inspect(pid, &tty).await.map(|f| f.pid);
         let key = match sig {
             nix::sys::signal::Signal::SIGINT => Some("C-c"),
             nix::sys::signal::Signal::SIGQUIT => Some("C-\\\\"),
@@ -1062,9 +1188,8 @@ impl Engine {
             let mut st = self.0.state.lock().unwrap();
             st.sessions.get_mut(session).and_then(|s| {
                 if s.running.as_ref().is_some_and(|r| r.id == cmd.id) {
-                    s.running = None;
                     s.scanner = Scanner::default();
-                    s.queue.pop_front()
+                    s.advance()
                 } else {
                     None
                 }
@@ -1179,6 +1304,15 @@ impl Cmd {
     }
 }
 
+/// `inputwait::inspect` off the async thread: it reads all of `/proc`.
+async fn inspect(shell_pid: u32, tty: &str) -> Option<inputwait::Foreground> {
+    let tty = tty.to_string();
+    tokio::task::spawn_blocking(move || inputwait::inspect(shell_pid, &tty))
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Session names become tmux targets: keep them plain.
 fn validate_session(name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -1234,10 +1368,15 @@ fn last_line(out: &str, pending: &str) -> String {
 /// `prefix` + random hex, from the kernel's generator.
 pub fn new_id(prefix: &str) -> String {
     let mut b = [0u8; 8];
-    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| {
-        use std::io::Read;
-        f.read_exact(&mut b)
-    });
+    // SAFETY: getrandom writes at most `b.len()` bytes into `b`.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        // Never reached on Linux ≥ 3.17 for 8 bytes; still, a nonce must not be predictable.
+        let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| {
+            use std::io::Read;
+            f.read_exact(&mut b)
+        });
+    }
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     if prefix.is_empty() {
         hex

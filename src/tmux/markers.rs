@@ -10,6 +10,8 @@ const MAX_TAIL: usize = 128;
 
 /// Shell `printf` format producing the begin marker for `%s` = nonce.
 pub const BEGIN_FMT: &str = r"\033]777;archy;begin;%s\007";
+/// Shell `printf` text of the marker a hook prints once loaded.
+pub const READY_FMT: &str = r"\033]777;archy;ready\007";
 /// Shell `printf` format producing the end marker for `%s;%d` = nonce, exit code.
 pub const END_FMT: &str = r"\033]777;archy;end;%s;%d\007";
 

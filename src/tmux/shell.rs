@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::markers::{BEGIN_FMT, END_FMT};
+use super::markers::{BEGIN_FMT, END_FMT, READY_FMT as READY};
 
 /// A supported interactive shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +131,7 @@ fn bash_hook() -> String {
 [ -f "$HOME/.bashrc" ] && . "$HOME/.bashrc"
 HISTCONTROL="ignorespace${{HISTCONTROL:+:$HISTCONTROL}}"
 {}PROMPT_COMMAND=(__archy_p "${{PROMPT_COMMAND[@]}}")
+printf '{READY}'
 "#,
         posix_markers()
     )
@@ -143,6 +144,7 @@ ZDOTDIR="$HOME"
 [ -f "$HOME/.zshrc" ] && . "$HOME/.zshrc"
 setopt HIST_IGNORE_SPACE
 {}precmd_functions=(__archy_p $precmd_functions)
+printf '{READY}'
 "#,
         posix_markers()
     )
@@ -175,6 +177,7 @@ function __archy_p --on-event fish_prompt
         set -g __archy_n ''
     end
 end
+printf '{READY}'
 "#
     )
 }
