@@ -80,11 +80,7 @@ impl OutputStore {
         self.len += s.len() as u64;
         if let Some(f) = self.spill.as_mut() {
             if let Err(e) = f.write_all(s.as_bytes()) {
-                // Keep the rest in memory; readers stitch file + memory together.
-                self.spill_error = Some(format!("{}: {e}", self.spill_path.display()));
-                self.spill = None;
-                self.mem.push_str(s);
-                self.cap = usize::MAX;
+                self.unspill(s, e);
             }
             return;
         }
@@ -119,6 +115,25 @@ impl OutputStore {
                 self.cap = usize::MAX;
             }
         }
+    }
+
+    /// Spilling failed (disk full, directory gone): take everything back into memory and
+    /// delete the file, so the disk is not left full for the next commands. Nothing is lost.
+    fn unspill(&mut self, pending: &str, e: std::io::Error) {
+        self.spill_error = Some(format!("{}: {e}", self.spill_path.display()));
+        let before = self.len - pending.len() as u64;
+        let mut bytes = Vec::with_capacity(before as usize);
+        self.spill = None;
+        if let Ok(mut f) = File::open(&self.spill_path) {
+            let _ = f.read_to_end(&mut bytes);
+        }
+        // A partial write leaves bytes past `before`: the whole of `pending` is appended below.
+        bytes.truncate(before as usize);
+        let _ = std::fs::remove_file(&self.spill_path);
+        self.mem = String::from_utf8_lossy(&bytes).into_owned();
+        self.mem.push_str(pending);
+        self.cap = usize::MAX;
+        tracing::warn!(error = %self.spill_error.as_deref().unwrap_or_default(), "output spill failed; keeping the output in memory");
     }
 
     /// Bytes in the spill file (0 when nothing spilled or spilling failed before any write).
@@ -198,6 +213,26 @@ mod tests {
         assert_eq!(s.tail(5), ("\ntail".to_string(), true));
         s.discard();
         assert!(!dir.path().join("o.log").exists());
+    }
+
+    #[test]
+    fn a_full_disk_moves_the_spill_back_into_memory() {
+        // /dev/full: every write fails with ENOSPC, as on a full disk.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.log");
+        let mut s = OutputStore::new(4, path.clone());
+        s.push("abcdef");
+        assert!(path.exists());
+        s.spill = Some(OpenOptions::new().write(true).open("/dev/full").unwrap());
+        s.push("gh");
+        assert!(
+            s.spill_error.as_deref().unwrap().contains("No space"),
+            "{:?}",
+            s.spill_error
+        );
+        assert!(!path.exists(), "the partial spill file is removed");
+        assert_eq!(s.read(0, 100), "abcdefgh");
+        assert_eq!(s.len(), 8);
     }
 
     #[test]
