@@ -546,7 +546,6 @@ fn wait_until_printed(c: &mut Client, id: &str, text: &str) {
 }
 
 #[test]
-#[ignore = "BUG: a command typed but not yet begun at a crash is settled as interrupted while it runs"]
 fn a_command_typed_just_before_a_crash_is_not_lost() {
     // The daemon dies after typing a command but before the shell printed its begin marker
     // (the shell is still reading its rc file). The command runs anyway: the restarted
