@@ -486,7 +486,6 @@ fn subscribe_output_streams_chunks_then_the_result() {
 }
 
 #[test]
-#[ignore = "BUG: unsubscribe_output ignores its by-name param `subscription` and returns false"]
 fn unsubscribe_output_by_name() {
     let d = Daemon::start();
     let mut c = d.client();
@@ -962,7 +961,6 @@ fn installed_shells() {
 }
 
 #[test]
-#[ignore = "BUG: zsh mangles (PROMPT_SP) and fish drops an unterminated last line of output"]
 fn unterminated_last_line_in_every_installed_shell() {
     let mut wrong = Vec::new();
     for shell in ["bash", "zsh", "fish"] {

@@ -567,7 +567,6 @@ fn a_command_typed_just_before_a_crash_is_not_lost() {
 }
 
 #[test]
-#[ignore = "BUG: recovery skips panes when the user sets pane-base-index 1"]
 fn restart_adopts_sessions_under_a_user_tmux_conf() {
     // Users renumber windows and panes; a restarted daemon must still find its sessions.
     let mut d = Daemon::builder()
@@ -602,7 +601,6 @@ fn log_to_a_pipe_has_no_colour_codes() {
 }
 
 #[test]
-#[ignore = "BUG: STATUS= per execute is a blocking datagram send on a runtime worker"]
 fn an_undrained_notify_socket_does_not_stall_commands() {
     // A parent that set NOTIFY_SOCKET, read READY=1 and then stopped reading (its socket
     // still open): the daemon's later STATUS= messages must not block its requests.

@@ -229,7 +229,6 @@ fn ids_of_every_kind_come_back_unchanged() {
 }
 
 #[test]
-#[ignore = "BUG: -32602 for a wrongly typed value does not name the field"]
 fn invalid_params_name_the_field() {
     let d = Daemon::start();
     let mut c = d.client();

@@ -61,13 +61,6 @@ pub async fn execute(ex: &Executor, p: ExecuteParams) -> Result<CommandResult> {
         p.session,
         p.command
     );
-    crate::systemd::notify::status(&format!(
-        "running {} in {}; {} commands run, {} sessions",
-        cmd.id,
-        p.session,
-        ex.engine.commands_run(),
-        ex.engine.session_count()
-    ));
     if p.wait {
         ex.engine
             .wait(&cmd, Duration::from_millis(p.timeout_ms))

@@ -26,11 +26,22 @@ pub enum Event {
 
 type Reply = oneshot::Sender<std::result::Result<Vec<String>, String>>;
 
+/// Reply slots in command order, and whether the reader has ended (then no reply will come,
+/// so a new command must fail at once instead of waiting forever).
+#[derive(Default)]
+struct Pending {
+    replies: VecDeque<Reply>,
+    closed: Option<String>,
+}
+
+/// How long tmux may take to answer one command.
+const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Handle to the control client. Dropping the last handle closes its stdin, which detaches it.
 pub struct ControlClient {
     /// Held across "queue the reply slot, write the line" so replies match commands in order.
     stdin: tokio::sync::Mutex<ChildStdin>,
-    pending: Arc<Mutex<VecDeque<Reply>>>,
+    pending: Arc<Mutex<Pending>>,
     child: Mutex<Child>,
 }
 
@@ -79,7 +90,7 @@ impl ControlClient {
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut stderr = child.stderr.take().expect("piped stderr");
-        let pending: Arc<Mutex<VecDeque<Reply>>> = Arc::default();
+        let pending: Arc<Mutex<Pending>> = Arc::default();
         let (ready_tx, ready_rx) = oneshot::channel();
         let stderr_text = Arc::new(Mutex::new(String::new()));
         {
@@ -135,9 +146,14 @@ impl ControlClient {
             let mut stdin = self.stdin.lock().await;
             {
                 let mut pending = self.pending.lock().unwrap();
+                if let Some(reason) = &pending.closed {
+                    return Err(Error::Tmux {
+                        stderr: format!("tmux control client is gone: {reason}"),
+                    });
+                }
                 for _ in lines {
                     let (tx, rx) = oneshot::channel();
-                    pending.push_back(tx);
+                    pending.replies.push_back(tx);
                     rxs.push(rx);
                 }
             }
@@ -149,26 +165,30 @@ impl ControlClient {
         }
         let mut out = Vec::with_capacity(rxs.len());
         for rx in rxs {
-            out.push(match rx.await {
-                Ok(Ok(lines)) => Ok(lines),
-                Ok(Err(stderr)) => Err(Error::Tmux { stderr }),
-                Err(_) => Err(Error::Tmux {
+            out.push(match tokio::time::timeout(REPLY_TIMEOUT, rx).await {
+                Ok(Ok(Ok(lines))) => Ok(lines),
+                Ok(Ok(Err(stderr))) => Err(Error::Tmux { stderr }),
+                Ok(Err(_)) => Err(Error::Tmux {
                     stderr: "tmux server exited before answering".into(),
+                }),
+                Err(_) => Err(Error::Tmux {
+                    stderr: format!("tmux did not answer in {} s", REPLY_TIMEOUT.as_secs()),
                 }),
             });
         }
         Ok(out)
     }
 
-    /// Whether the client process is still running.
+    /// Whether the client can still answer: its reader has not ended and its process runs.
     pub fn alive(&self) -> bool {
-        matches!(self.child.lock().unwrap().try_wait(), Ok(None))
+        self.pending.lock().unwrap().closed.is_none()
+            && matches!(self.child.lock().unwrap().try_wait(), Ok(None))
     }
 }
 
 async fn read_loop(
     mut reader: BufReader<tokio::process::ChildStdout>,
-    pending: Arc<Mutex<VecDeque<Reply>>>,
+    pending: Arc<Mutex<Pending>>,
     events: mpsc::UnboundedSender<Event>,
     ready: oneshot::Sender<std::result::Result<(), String>>,
     stderr_text: Arc<Mutex<String>>,
@@ -199,7 +219,7 @@ async fn read_loop(
                     }
                     continue;
                 }
-                if let Some(tx) = pending.lock().unwrap().pop_front() {
+                if let Some(tx) = pending.lock().unwrap().replies.pop_front() {
                     let _ = tx.send(if err {
                         Err(lines.join("\n"))
                     } else {
@@ -242,8 +262,12 @@ async fn read_loop(
     if let Some(tx) = ready.take() {
         let _ = tx.send(Err(reason.clone()));
     }
-    for tx in pending.lock().unwrap().drain(..) {
-        let _ = tx.send(Err(reason.clone()));
+    {
+        let mut pending = pending.lock().unwrap();
+        pending.closed = Some(reason.clone());
+        for tx in pending.replies.drain(..) {
+            let _ = tx.send(Err(reason.clone()));
+        }
     }
     let _ = events.send(Event::Exited { reason });
 }

@@ -473,7 +473,8 @@ impl Engine {
 
     /// Re-adopt Archy's sessions of a running server and settle commands of an earlier run.
     async fn recover(&self, control: &ControlClient) {
-        let fmt = "#{session_name}\t#{pane_id}\t#{window_id}\t#{pane_pid}\t#{pane_tty}\t#{@archy_shell}\t#{pane_pipe}\t#{window_linked_sessions}\t#{window_index}\t#{pane_index}";
+        // `@archy_pane` names the pane Archy types into (not "index 0": base-index varies).
+        let fmt = "#{session_name}\t#{pane_id}\t#{window_id}\t#{pane_pid}\t#{pane_tty}\t#{@archy_shell}\t#{pane_pipe}\t#{window_linked_sessions}\t#{@archy_pane}";
         let lines = control
             .cmd(&format!("list-panes -a -F {}", quote(fmt)))
             .await
@@ -481,7 +482,7 @@ impl Engine {
         let mut found = Vec::new();
         for line in lines {
             let f: Vec<&str> = line.split('\t').collect();
-            if f.len() < 10 || f[0] == HUB || f[5].is_empty() || f[9] != "0" {
+            if f.len() < 9 || f[0] == HUB || f[5].is_empty() || f[8] != f[1] {
                 continue;
             }
             if f[0].starts_with(HUB) {
@@ -568,7 +569,19 @@ impl Engine {
     }
 
     /// Create the session if it does not exist yet.
+    ///
+    /// Runs as a task of its own: a client that hangs up must not leave a session half made.
     pub async fn ensure_session(&self, name: &str) -> Result<()> {
+        let engine = self.clone();
+        let name = name.to_string();
+        tokio::spawn(async move { engine.ensure_session_inner(&name).await })
+            .await
+            .map_err(|e| Error::Tmux {
+                stderr: format!("creating the session failed: {e}"),
+            })?
+    }
+
+    async fn ensure_session_inner(&self, name: &str) -> Result<()> {
         validate_session(name)?;
         let control = self.control().await?;
         // One creation at a time: two calls for a new name must not both run new-session.
@@ -628,6 +641,9 @@ impl Engine {
                 "set-option -t {pane} @archy_shell {}",
                 shell.name()
             ))
+            .await?;
+        control
+            .cmd(&format!("set-option -t {pane} @archy_pane {pane}"))
             .await?;
         control
             .cmd(&format!("link-window -d -s {window} -t {}:", quote(HUB)))
@@ -705,8 +721,21 @@ impl Engine {
     }
 
     /// Start a command (or queue it behind the running one).
+    ///
+    /// Runs as a task of its own: if the client hangs up (its request future is dropped), a
+    /// session reserved for the command must still get the command typed, or it would stay
+    /// busy forever.
     pub async fn execute(&self, req: ExecRequest) -> Result<Arc<Cmd>> {
-        self.ensure_session(&req.session).await?;
+        let engine = self.clone();
+        tokio::spawn(async move { engine.execute_inner(req).await })
+            .await
+            .map_err(|e| Error::Tmux {
+                stderr: format!("starting the command failed: {e}"),
+            })?
+    }
+
+    async fn execute_inner(&self, req: ExecRequest) -> Result<Arc<Cmd>> {
+        self.ensure_session_inner(&req.session).await?;
         let id = new_id("c");
         let nonce = new_id("");
         let store = OutputStore::new(self.0.cfg.output_memory_cap, self.out_path(&id));
@@ -795,11 +824,12 @@ impl Engine {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let script = shell.script(&req.command, req.cwd.as_deref(), &env);
+        // The log only has to hold the current command: start it afresh (first, so that a
+        // disk filled by the last command's output has room for this one's file).
+        let _ = std::fs::File::create(self.log_path(&req.session));
         std::fs::create_dir_all(self.cmds_dir())
             .and_then(|_| std::fs::write(&file, script))
             .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-        // The log only has to hold the current command: start it afresh.
-        let _ = std::fs::File::create(self.log_path(&req.session));
         let line = shell.run_line(&cmd.nonce, &file);
         let typed = format!("send-keys -t {pane} -l {}", quote(&line));
         let enter = format!("send-keys -t {pane} Enter");

@@ -143,6 +143,8 @@ fn zsh_hook() -> String {
 ZDOTDIR="$HOME"
 [ -f "$HOME/.zshrc" ] && . "$HOME/.zshrc"
 setopt HIST_IGNORE_SPACE
+# PROMPT_SP redraws over a last line without a newline before precmd, into the output.
+unsetopt PROMPT_SP
 {}precmd_functions=(__archy_p $precmd_functions)
 printf '{READY}'
 "#,
@@ -170,7 +172,8 @@ function exit --description "exit, reporting the status of Archy's command first
     end
     builtin exit $argv
 end
-function __archy_p --on-event fish_prompt
+# After the command line, before fish redraws over a last line without a newline.
+function __archy_p --on-event fish_postexec
     set -l rc $status
     if test -n "$__archy_n"
         printf '{END_FMT}' $__archy_n $rc

@@ -73,7 +73,7 @@ pub(crate) async fn run(
                         }
                         Ok(Frame::Eof) => {
                             // Half-closed (e.g. `nc -N`): the client still reads its replies.
-                            // Fully closed: nobody will, so in-flight requests are dropped.
+                            // Fully closed: nobody will read; requests get HANGUP_GRACE to start.
                             if peer_hung_up(reader.get_ref().get_ref()).await {
                                 gone.cancel();
                             }
@@ -86,9 +86,23 @@ pub(crate) async fn run(
                     }
                 }
             }
-            tokio::select! {
-                () = async { while requests.join_next().await.is_some() {} } => {}
-                () = gone.cancelled() => requests.abort_all(),
+            // Nobody reads the replies of a client that hung up, but a request that was
+            // received is still carried out (an `execute` must run even if its client left at
+            // once): every request gets HANGUP_GRACE to start, then what only waits is dropped.
+            let mut grace = None;
+            loop {
+                tokio::select! {
+                    next = requests.join_next() => if next.is_none() { break },
+                    () = gone.cancelled(), if grace.is_none() => {
+                        grace = Some(Box::pin(tokio::time::sleep(HANGUP_GRACE)));
+                    }
+                    () = async { grace.as_mut().unwrap().await }, if grace.is_some() => {
+                        requests.abort_all();
+                        // Reap the aborted tasks.
+                        while requests.join_next().await.is_some() {}
+                        break;
+                    }
+                }
             }
             closing.cancel();
         };
@@ -99,6 +113,9 @@ pub(crate) async fn run(
     .instrument(span)
     .await
 }
+
+/// How long requests of a client that hung up may still run before they are dropped.
+const HANGUP_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Whether the peer closed both directions (EPOLLHUP), not just its writing side.
 async fn peer_hung_up(stream: &tokio::net::unix::OwnedReadHalf) -> bool {

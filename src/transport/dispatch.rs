@@ -171,6 +171,17 @@ impl Dispatcher {
                 .await
             }
             Some((_, MethodCallback::Unsubscription(cb))) => {
+                // jsonrpsee reads the subscription id by position only; accept it by name too
+                // (`{"subscription": ID}`), as the OpenRPC document declares.
+                let by_name = params
+                    .as_str()
+                    .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+                    .and_then(|v| v.get("subscription").cloned())
+                    .map(|sub| serde_json::json!([sub]).to_string());
+                let params = match &by_name {
+                    Some(positional) => Params::new(Some(positional)),
+                    None => params,
+                };
                 cb(id, params, self.conn_id, usize::MAX, ext)
             }
             Some((_, MethodCallback::Subscription(_))) if notification => return None,
@@ -374,9 +385,11 @@ pub(crate) fn describe_invalid_params(json: Box<RawValue>, params: Option<&str>)
         return json;
     };
     let mut message = format!("Invalid params: {}", strip_position(detail));
-    // serde names the field itself in "missing field `x`" and "unknown field `x`".
+    // serde names the field itself in "missing field `x`" and "unknown field `x`"; a type
+    // error ("invalid type: integer `5`, expected a string") names only the value.
+    let names_field = detail.contains("missing field") || detail.contains("unknown field");
     if let Some(field) = params
-        .filter(|_| !detail.contains('`'))
+        .filter(|_| !names_field)
         .and_then(|p| field_at(p, detail))
     {
         message.push_str(&format!(" (field `{field}`)"));

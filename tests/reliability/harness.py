@@ -167,8 +167,14 @@ class Daemon:
     def env(self) -> dict:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("ARCHY_", "LISTEN_", "NOTIFY_", "TMUX"))}
+        # A HOME of its own, with no ~/.bashrc: the shell is then the same plain bash the
+        # benchmark's alternatives run (`bash --norc`), and no prompt hook of the machine's
+        # user (pyenv, starship, ...) is timed as Archy's.
+        home = self.base / "home"
+        home.mkdir(exist_ok=True)
         env.update(XDG_RUNTIME_DIR=str(self.run_dir), XDG_CONFIG_HOME=str(self.cfg_dir),
-                   SHELL="/bin/bash", NO_COLOR="1", ARCHY_LOG=env.get("ARCHY_LOG_TEST", "info"))
+                   HOME=str(home), SHELL="/bin/bash", NO_COLOR="1",
+                   ARCHY_LOG=env.get("ARCHY_LOG_TEST", "info"))
         return env
 
     def start(self, timeout: float = 15.0) -> "Daemon":
