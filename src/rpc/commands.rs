@@ -110,7 +110,7 @@ pub async fn subscribe_output(
         }
     };
     // Subscribe before looking at the state, so no chunk falls between the two.
-    let mut chunks = cmd.chunks.subscribe();
+    let mut chunks = cmd.subscribe_chunks();
     let mut changed = cmd.changed.subscribe();
     let sink = pending.accept().await?;
     let send = |ev: OutputEvent| {

@@ -32,7 +32,9 @@ pub struct Cmd {
     /// Bumped on every state change; waiters watch it.
     pub changed: watch::Sender<u64>,
     /// Cleaned output chunks as they arrive, for `subscribe_output`.
-    pub chunks: broadcast::Sender<String>,
+    /// Made on the first subscription only: a channel's buffer costs tens of KiB, times every
+    /// command kept in history.
+    chunks: Mutex<Option<broadcast::Sender<String>>>,
     /// Version of the last saved record: saves race (start vs. end), and an older snapshot
     /// must never overwrite a newer one.
     pub saved: Mutex<Option<u64>>,
@@ -85,7 +87,7 @@ impl Cmd {
                 from_log: false,
             }),
             changed: watch::channel(0).0,
-            chunks: broadcast::channel(1024).0,
+            chunks: Mutex::new(None),
             saved: Mutex::new(None),
         }
     }
@@ -115,6 +117,21 @@ impl Cmd {
             }
         }
         c
+    }
+
+    /// Receive output chunks printed from now on.
+    pub fn subscribe_chunks(&self) -> broadcast::Receiver<String> {
+        let mut chunks = self.chunks.lock().unwrap();
+        chunks
+            .get_or_insert_with(|| broadcast::channel(256).0)
+            .subscribe()
+    }
+
+    /// Pass a chunk to subscribers, if there are any.
+    pub fn send_chunk(&self, text: String) {
+        if let Some(tx) = self.chunks.lock().unwrap().as_ref() {
+            let _ = tx.send(text);
+        }
     }
 
     pub fn bump(&self) {
@@ -155,7 +172,7 @@ impl Cmd {
         }
         live.out.push(&rest);
         if !rest.is_empty() {
-            let _ = self.chunks.send(rest);
+            self.send_chunk(rest);
         }
         live.state = match rc {
             Some(_) if live.signalled => CommandState::Interrupted,
@@ -171,6 +188,8 @@ impl Cmd {
         live.duration = Some(self.started.elapsed());
         drop(live);
         self.bump();
+        // No more chunks: subscribers see the channel close and send the final result.
+        self.chunks.lock().unwrap().take();
     }
 
     /// Snapshot as the wire type, with at most `max_bytes` of output (the tail).

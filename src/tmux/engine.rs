@@ -311,7 +311,7 @@ impl Engine {
                         }
                         let text = cmd.push_raw(&raw);
                         if !text.is_empty() {
-                            let _ = cmd.chunks.send(text);
+                            cmd.send_chunk(text);
                         }
                     }
                     Piece::End(rc) => {

@@ -115,7 +115,7 @@ pub(crate) async fn run(
 }
 
 /// How long requests of a client that hung up may still run before they are dropped.
-const HANGUP_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+const HANGUP_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Whether the peer closed both directions (EPOLLHUP), not just its writing side.
 async fn peer_hung_up(stream: &tokio::net::unix::OwnedReadHalf) -> bool {

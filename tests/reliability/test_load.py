@@ -207,7 +207,7 @@ def test_load(daemons, figures):
             time.sleep(0.1)
         by_token = {}
         for h in hist:
-            m = re.match(r"echo (T\S+)", h["command"])
+            m = re.match(r"echo (T[^;\s]+)", h["command"])
             if m:
                 by_token[m.group(1)] = h
         missing = [tok for tok in t.commands if tok not in by_token]
