@@ -158,7 +158,17 @@ impl Cmd {
         text
     }
 
-    /// Mark the end; returns the final result.
+    /// Replace the output with a cleaned copy of `raw` (used when reading a pane log).
+    pub fn push_raw_replace(&self, raw: &[u8]) {
+        {
+            let mut l = self.inner.lock().unwrap();
+            l.out.clear();
+            l.cleaner = Default::default();
+        }
+        self.push_raw(raw);
+    }
+
+    /// Mark the end (no-op if it already ended) and wake waiters.
     pub fn finish(&self, rc: Option<i32>) {
         let mut live = self.inner.lock().unwrap();
         if !live.state.is_live() {

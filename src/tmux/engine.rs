@@ -482,10 +482,7 @@ impl Engine {
         let mut found = Vec::new();
         for line in lines {
             let f: Vec<&str> = line.split('\t').collect();
-            if f.len() < 9 || f[0] == HUB || f[5].is_empty() || f[8] != f[1] {
-                continue;
-            }
-            if f[0].starts_with(HUB) {
+            if f.len() < 9 || f[0].starts_with(HUB) || f[5].is_empty() || f[8] != f[1] {
                 continue;
             }
             let Some(shell) = Shell::from_name(f[5]) else {
@@ -1319,18 +1316,6 @@ impl Engine {
             .cmd(&format!("detach-client -t {}", quote(tty)))
             .await
             .map(|_| ())
-    }
-}
-
-impl Cmd {
-    /// Replace the output with a cleaned copy of `raw` (used when reading a pane log).
-    pub fn push_raw_replace(&self, raw: &[u8]) {
-        {
-            let mut l = self.inner.lock().unwrap();
-            l.out.clear();
-            l.cleaner = Default::default();
-        }
-        self.push_raw(raw);
     }
 }
 
