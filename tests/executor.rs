@@ -503,6 +503,33 @@ fn unsubscribe_output_by_name() {
     c.ok("interrupt", json!({"id": id(&r)}));
 }
 
+/// jsonrpsee sends a subscription's id before it registers it; an unsubscribe sent the moment
+/// the id arrives must still find it, however busy the daemon is.
+#[test]
+fn unsubscribe_right_after_subscribe_always_finds_the_subscription() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let r = c.exec_with("sleep 30", json!({"wait": false}));
+    let cmd = id(&r);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = d.client();
+            let cmd = cmd.clone();
+            std::thread::spawn(move || {
+                for round in 0..150 {
+                    let sub = c.ok("subscribe_output", json!({"id": cmd}));
+                    let gone = c.ok("unsubscribe_output", json!({"subscription": sub}));
+                    assert_eq!(gone, true, "round {round}: subscription {sub} not found");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a client thread failed");
+    }
+    c.ok("interrupt", json!({"id": cmd}));
+}
+
 #[test]
 fn subscriptions_per_connection_are_capped() {
     let d = Daemon::start();

@@ -30,6 +30,11 @@ pub(crate) struct Dispatcher {
     sink: MethodSink,
     peer: Peer,
     stats: Arc<Stats>,
+    /// Held shared by subscription calls until jsonrpsee has registered the subscription, and
+    /// exclusively by unsubscription calls: jsonrpsee queues a subscription's id for the
+    /// writer *before* it registers it, so a client quick to unsubscribe could otherwise be
+    /// told the id it was just given does not exist.
+    accepting: tokio::sync::RwLock<()>,
 }
 
 impl Dispatcher {
@@ -49,6 +54,7 @@ impl Dispatcher {
             sink,
             peer,
             stats,
+            accepting: tokio::sync::RwLock::new(()),
         }
     }
 
@@ -182,6 +188,7 @@ impl Dispatcher {
                     Some(positional) => Params::new(Some(positional)),
                     None => params,
                 };
+                let _registered = self.accepting.write().await;
                 cb(id, params, self.conn_id, usize::MAX, ext)
             }
             Some((_, MethodCallback::Subscription(_))) if notification => return None,
@@ -204,7 +211,11 @@ impl Dispatcher {
                     id_provider: &RandomIntegerIdProvider,
                     subscription_permit: permit,
                 };
+                // The callback resolves when accept() hands jsonrpsee the reply, and accept()
+                // registers the subscription right after that, with no await in between.
+                let accepting = self.accepting.read().await;
                 let response = cb(id, params, self.sink.clone(), state, ext).await;
+                drop(accepting);
                 // accept()/reject() already wrote their reply into the sink; any other
                 // response (the pending sink was dropped) is still ours to write.
                 let written = response.is_subscription();
