@@ -195,7 +195,7 @@ cold_stuck: list = []
 def cold_start(runs):
     first_call, first_exec = [], []
     for i in range(runs):
-        d = Daemon(tmux_socket=f"archy-bench-cold-{os.getpid()}-{i}")
+        d = Daemon(tmux_socket=f"archy-bench-cold-{os.getpid()}-{i}", tmpfs_runtime=True)
         env = d.env()
         # systemd-socket-activate passes no environment unless told (-E); a systemd user
         # manager passes its own, which has LANG when the system sets one.
@@ -262,7 +262,10 @@ def main():
     }, "settings": {"quick": q, "idle_seconds": args.idle}}
     log = lambda *a: print(*a, file=sys.stderr, flush=True)
 
-    d = Daemon(config={"history": 1000}).start()
+    d = Daemon(config={"history": 1000}, tmpfs_runtime=True).start()
+    # Users' $XDG_RUNTIME_DIR (/run/user/UID) is a tmpfs; say where this run kept its files.
+    res["machine"]["runtime_dir_fs"] = subprocess.run(
+        ["stat", "-f", "-c", "%T", str(d.run_dir)], capture_output=True, text=True).stdout.strip()
     cmp_tmux = Tmux(f"archy-bench-cmp-{os.getpid()}")
     try:
         c = d.client()
@@ -487,7 +490,8 @@ def report(res, path):
     body = "\n".join([
         BEGIN,
         f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores), Linux {m['kernel']}, {m['tmux']}, "
-        f"bash {m['bash']}, Python {m['python']}{' (quick run)' if res['settings']['quick'] else ''}. "
+        f"bash {m['bash']}, Python {m['python']}, the daemon's runtime directory on "
+        f"{m.get('runtime_dir_fs', '?')}{' (quick run)' if res['settings']['quick'] else ''}. "
         "Medians; full numbers (n, p90) in `benches/results.json`.",
         "",
         *table,

@@ -443,6 +443,8 @@ fn a_restarted_daemon_finds_its_commands() {
     std::fs::create_dir(&dir).unwrap();
     c.exec(&format!("cd '{}'", dir.display()));
     let earlier = c.exec("echo earlier");
+    // More output than a record holds: kept in a file of its own.
+    let big = c.exec("seq 1 30000");
     // Still running when the daemon dies.
     let running = c.exec_with("sleep 2; echo done", json!({"wait": false}));
     // Ends while no daemon runs.
@@ -465,6 +467,13 @@ fn a_restarted_daemon_finds_its_commands() {
     assert_eq!(p["complete"], true);
     // Earlier results, the sessions and their shells' state survived.
     assert_exited(&c.wait(&id(&earlier)), 0, "earlier\n");
+    let all: String = (1..=30000).map(|i| format!("{i}\n")).collect();
+    let p = c.ok("output", json!({"id": id(&big), "limit": all.len() + 10}));
+    assert_eq!(p["data"].as_str().unwrap().len(), all.len());
+    assert!(
+        p["data"] == all.as_str(),
+        "the big output came back changed"
+    );
     let h = c.ok("history", json!({"session": "archy_session"}));
     assert!(h.to_string().contains(&id(&earlier)), "{h}");
     let names: Vec<Value> = c.ok("list_sessions", json!({}))["sessions"]

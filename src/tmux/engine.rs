@@ -17,7 +17,7 @@ use super::command::{Cmd, Record};
 use super::control::{ControlClient, Event, quote};
 use super::inputwait;
 use super::markers::{Piece, Scanner, find_in_log};
-use super::shell::{Shell, hook_dir};
+use super::shell::{Shell, command_file, hook_dir};
 use super::store::OutputStore;
 use crate::api::{
     Capture, CommandResult, CommandState, EnvMap, Interrupted, SessionInfo, SessionState, Status,
@@ -432,13 +432,19 @@ impl Engine {
             return;
         }
         let rec = cmd.record(RECORD_TAIL);
-        let done = !rec.result.state.is_live();
-        if done {
-            let mut live = cmd.inner.lock().unwrap();
-            live.out.persist();
+        // An output the record holds whole needs no file of its own after a restart.
+        if !rec.result.state.is_live() && rec.result.truncated {
+            cmd.inner.lock().unwrap().out.persist();
         }
         let path = self.cmds_dir().join(format!("{}.json", cmd.id));
-        match write_atomic(&path, &serde_json::to_vec(&rec).unwrap_or_default()) {
+        let data = serde_json::to_vec(&rec).unwrap_or_default();
+        // The first record makes a new file: a crash while writing it leaves a torn file,
+        // skipped at load like a record never written. Later ones replace it whole.
+        let written = match *saved {
+            None => write_making_dir(&path, &data),
+            Some(_) => write_atomic(&path, &data),
+        };
+        match written {
             Ok(()) => *saved = Some(version),
             Err(e) => {
                 tracing::warn!(error = %e, path = %path.display(), "cannot save command record")
@@ -467,7 +473,6 @@ impl Engine {
         for c in drop_ids {
             c.inner.lock().unwrap().out.discard();
             let _ = std::fs::remove_file(self.cmds_dir().join(format!("{}.json", c.id)));
-            let _ = std::fs::remove_file(self.cmds_dir().join(format!("{}.sh", c.id)));
         }
     }
 
@@ -590,7 +595,7 @@ impl Engine {
         let shell = self.0.shell;
         let hooks = hook_dir(&self.0.cfg.state_dir);
         let start = shell
-            .install(&hooks)
+            .install(&hooks, &self.cmds_dir())
             .map_err(|e| Error::io("writing shell hook", e))?;
         let home = std::env::var("HOME").unwrap_or_else(|_| "/".into());
         // The pane starts idle; the shell is started only once its window is linked into the
@@ -814,7 +819,7 @@ impl Engine {
                 })?;
             (s.pane.clone(), s.shell, s.pane_pid, s.tty.clone())
         };
-        let file = self.cmds_dir().join(format!("{}.sh", cmd.id));
+        let file = command_file(&self.cmds_dir(), &req.session);
         let env: Vec<(String, String)> = req
             .env
             .iter()
@@ -824,10 +829,9 @@ impl Engine {
         // The log only has to hold the current command: start it afresh (first, so that a
         // disk filled by the last command's output has room for this one's file).
         let _ = std::fs::File::create(self.log_path(&req.session));
-        std::fs::create_dir_all(self.cmds_dir())
-            .and_then(|_| std::fs::write(&file, script))
+        write_making_dir(&file, script.as_bytes())
             .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-        let line = shell.run_line(&cmd.nonce, &file);
+        let line = shell.run_line(&cmd.nonce, &req.session);
         let typed = format!("send-keys -t {pane} -l {}", quote(&line));
         let enter = format!("send-keys -t {pane} Enter");
         for reply in control.cmds(&[&typed, &enter]).await? {
@@ -1287,6 +1291,7 @@ impl Engine {
             self.abandon(s);
         }
         let _ = std::fs::remove_file(self.log_path(session));
+        let _ = std::fs::remove_file(command_file(&self.cmds_dir(), session));
         Ok(1)
     }
 
@@ -1414,10 +1419,21 @@ pub fn scope_prefix(unit: &str) -> Vec<String> {
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data)?;
+    write_making_dir(&tmp, data)?;
     std::fs::rename(tmp, path)
+}
+
+/// Write a file, making its directory only when it is missing (it was removed, or this is
+/// the first file): not a `mkdir` and a `stat` before every write of every command.
+pub(crate) fn write_making_dir(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    match std::fs::write(path, data) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(path, data)
+        }
+        r => r,
+    }
 }

@@ -136,13 +136,18 @@ class Daemon:
     """A private archy-executor: own XDG_RUNTIME_DIR, XDG_CONFIG_HOME and tmux server.
 
     `config` is the `[executor]` table written to $XDG_CONFIG_HOME/archy/config.toml.
-    `runtime_dir` may point at a prepared directory (e.g. a small tmpfs).
+    `runtime_dir` may point at a prepared directory (e.g. a small tmpfs). `tmpfs_runtime`
+    puts it on /dev/shm, as /run/user/UID is a tmpfs where users run Archy (benchmarks).
     """
 
     def __init__(self, config: dict | None = None, runtime_dir: Path | None = None,
-                 base: Path | None = None, tmux_socket: str | None = None):
+                 base: Path | None = None, tmux_socket: str | None = None,
+                 tmpfs_runtime: bool = False):
         self.base = Path(base or tempfile.mkdtemp(prefix="archy-rel-"))
         self.own_base = base is None
+        self.own_run: Path | None = None
+        if runtime_dir is None and tmpfs_runtime and os.access("/dev/shm", os.W_OK):
+            runtime_dir = self.own_run = Path(tempfile.mkdtemp(prefix="archy-run-", dir="/dev/shm"))
         self.run_dir = Path(runtime_dir or self.base / "run")
         self.cfg_dir = self.base / "cfg"
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -246,3 +251,5 @@ class Daemon:
         self.kill_tmux()
         if self.own_base:
             shutil.rmtree(self.base, ignore_errors=True)
+        if self.own_run:
+            shutil.rmtree(self.own_run, ignore_errors=True)
