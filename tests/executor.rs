@@ -984,6 +984,13 @@ fn installed_shells() {
         assert_exited(&c.exec("echo after"), 0, "after\n");
         let st = c.ok("status", json!({}));
         assert_eq!(st["foreground"], shell, "{st}");
+        // Whoever watches the window sees the command itself, not the file it came from.
+        assert_exited(&c.exec("echo shown; echo 'line'"), 0, "shown\nline\n");
+        let seen = c.ok("capture", json!({"lines": 10}))["output"].to_string();
+        assert!(
+            seen.contains("$ echo shown; echo 'line'"),
+            "{shell}: {seen}"
+        );
     }
 }
 

@@ -65,21 +65,30 @@ impl Shell {
         }
     }
 
-    /// The short line typed to run `session`'s command file ([`command_file`]). It starts
-    /// with a space (history) and holds no ESC byte, so its echo never looks like a marker.
-    /// It is kept short because the shell's line editor handles it a key at a time (a
-    /// 100-byte line measured 0.25 ms slower than a 50-byte one). `__archy_b` shows the
-    /// command's first line (the script's comment) to whoever watches the window.
-    pub fn run_line(self, nonce: &str, session: &str) -> String {
+    /// The short line typed to run the session's command file ([`command_file`], which the
+    /// hook found from `$ARCHY_SESSION`). It starts with a space (history) and holds no ESC
+    /// byte, so its echo never looks like a marker. It is this short because the shell's line
+    /// editor takes it a key at a time (a 100-byte line measured 0.25 ms slower than a
+    /// 50-byte one, and that one 0.1 ms slower than this). `__archy_b` reads the nonce and
+    /// the command's first line from the file's first line ([`Shell::script`]).
+    pub fn run_line(self) -> &'static str {
         match self {
-            Shell::Bash | Shell::Zsh => format!(" __archy_b {nonce} {session}; . \"$__archy_f\""),
-            Shell::Fish => format!(" __archy_b {nonce} {session}; source $__archy_f"),
+            Shell::Bash | Shell::Zsh => " __archy_b; . \"$__archy_f\"",
+            Shell::Fish => " __archy_b; source $__archy_f",
         }
     }
 
     /// Script text that sets the directory and environment, then runs `command` as typed.
-    pub fn script(self, command: &str, cwd: Option<&str>, env: &[(String, String)]) -> String {
-        let mut s = format!("# {}\n", display_line(command));
+    /// Its first line, `#NONCE SHOWN`, gives the hook the nonce for the markers and the line
+    /// to show whoever watches the window.
+    pub fn script(
+        self,
+        nonce: &str,
+        command: &str,
+        cwd: Option<&str>,
+        env: &[(String, String)],
+    ) -> String {
+        let mut s = format!("#{nonce} {}\n", display_line(command));
         for (k, v) in env {
             match self {
                 Shell::Fish => s.push_str(&format!("set -gx {k} {}\n", fish_quote(v))),
@@ -103,11 +112,11 @@ impl Shell {
 /// status before the shell goes (the session then ends; the next command makes a new one).
 fn posix_markers(cmds: &Path) -> String {
     format!(
-        r#"__archy_n= __archy_d={}
+        r#"__archy_n= __archy_f={}/"$ARCHY_SESSION".sh
 __archy_b() {{
-  __archy_n=$1 __archy_f=$__archy_d/$2.sh
-  local l; IFS= read -r l < "$__archy_f"; printf '\033[2m$ %s\033[0m\n' "${{l#\# }}"
-  printf '{BEGIN_FMT}' "$1"
+  local l; IFS= read -r l < "$__archy_f"; l=${{l#\#}}; __archy_n=${{l%% *}}
+  printf '\033[2m$ %s\033[0m\n' "${{l#* }}"
+  printf '{BEGIN_FMT}' "$__archy_n"
 }}
 __archy_p() {{
   local rc=$?
@@ -155,13 +164,13 @@ fn fish_hook(cmds: &Path) -> String {
     format!(
         r#"# Archy's fish hook: markers around Archy's commands.
 set -g __archy_n ''
-set -g __archy_d {}
+set -g __archy_f {}/$ARCHY_SESSION.sh
 function __archy_b
-    set -g __archy_n $argv[1]
-    set -g __archy_f $__archy_d/$argv[2].sh
     read -l l < $__archy_f
-    printf '\033[2m$ %s\033[0m\n' (string replace -r '^# ' '' -- $l)
-    printf '{BEGIN_FMT}' $argv[1]
+    set -l parts (string split -m1 ' ' -- (string sub -s 2 -- $l))
+    set -g __archy_n $parts[1]
+    printf '\033[2m$ %s\033[0m\n' "$parts[2]"
+    printf '{BEGIN_FMT}' $__archy_n
 end
 function exit --description "exit, reporting the status of Archy's command first"
     set -l rc $status
