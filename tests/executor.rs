@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -528,6 +530,57 @@ fn unsubscribe_right_after_subscribe_always_finds_the_subscription() {
         t.join().expect("a client thread failed");
     }
     c.ok("interrupt", json!({"id": cmd}));
+}
+
+/// The command file can vanish between the daemon writing it and the shell reading it (a
+/// clean-up job, a user's `rm`): the command must still end, with the shell's error, never
+/// run on until its timeout.
+#[test]
+fn a_command_file_removed_before_the_shell_reads_it_still_ends() {
+    for shell in ["bash", "zsh", "fish"] {
+        if shell == "bash" || have(shell) {
+            removed_command_file_ends(shell);
+        }
+    }
+}
+
+fn removed_command_file_ends(shell: &str) {
+    let d = Daemon::builder()
+        .config(&format!("[executor]\nshell = \"{shell}\"\n"))
+        .start();
+    let mut c = d.client();
+    assert_exited(&c.exec("echo up"), 0, "up\n");
+    let file = d
+        .path()
+        .join("archy")
+        .join(&d.tmux)
+        .join("cmds/archy_session.sh");
+    assert!(file.exists(), "{} is not where commands go", file.display());
+    let stop = Arc::new(AtomicBool::new(false));
+    let remover = {
+        let (stop, file) = (stop.clone(), file.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&file);
+            }
+        })
+    };
+    let mut missing = 0;
+    for _ in 0..20 {
+        let r = c.exec_with("echo ran", json!({"timeout_ms": 10_000}));
+        assert_eq!(state(&r), "exited", "{shell}: {r}");
+        if r["exit_code"] != 0 {
+            assert!(output(&r).contains("archy_session.sh"), "{shell}: {r}");
+            missing += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    remover.join().unwrap();
+    assert!(
+        missing > 0,
+        "{shell}: the file was never removed in time: nothing was tested"
+    );
+    assert_exited(&c.exec("echo after"), 0, "after\n");
 }
 
 #[test]

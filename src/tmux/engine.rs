@@ -825,14 +825,14 @@ impl Engine {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let script = shell.script(&cmd.nonce, &req.command, req.cwd.as_deref(), &env);
+        let script = shell.script(&req.command, req.cwd.as_deref(), &env);
         // The log only has to hold the current command: start it afresh (first, so that a
         // disk filled by the last command's output has room for this one's file).
         let _ = std::fs::File::create(self.log_path(&req.session));
         write_making_dir(&file, script.as_bytes())
             .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-        let line = shell.run_line();
-        let typed = format!("send-keys -t {pane} -l {}", quote(line));
+        let line = shell.run_line(&cmd.nonce);
+        let typed = format!("send-keys -t {pane} -l {}", quote(&line));
         let enter = format!("send-keys -t {pane} Enter");
         for reply in control.cmds(&[&typed, &enter]).await? {
             reply?;

@@ -69,26 +69,19 @@ impl Shell {
     /// hook found from `$ARCHY_SESSION`). It starts with a space (history) and holds no ESC
     /// byte, so its echo never looks like a marker. It is this short because the shell's line
     /// editor takes it a key at a time (a 100-byte line measured 0.25 ms slower than a
-    /// 50-byte one, and that one 0.1 ms slower than this). `__archy_b` reads the nonce and
-    /// the command's first line from the file's first line ([`Shell::script`]).
-    pub fn run_line(self) -> &'static str {
+    /// 50-byte one). The nonce travels in the line, not in the file, so that a file gone
+    /// missing still ends with an end marker (and the source's error) instead of never ending.
+    pub fn run_line(self, nonce: &str) -> String {
         match self {
-            Shell::Bash | Shell::Zsh => " __archy_b; . \"$__archy_f\"",
-            Shell::Fish => " __archy_b; source $__archy_f",
+            Shell::Bash | Shell::Zsh => format!(" __archy_b {nonce}; . \"$__archy_f\""),
+            Shell::Fish => format!(" __archy_b {nonce}; source $__archy_f"),
         }
     }
 
     /// Script text that sets the directory and environment, then runs `command` as typed.
-    /// Its first line, `#NONCE SHOWN`, gives the hook the nonce for the markers and the line
-    /// to show whoever watches the window.
-    pub fn script(
-        self,
-        nonce: &str,
-        command: &str,
-        cwd: Option<&str>,
-        env: &[(String, String)],
-    ) -> String {
-        let mut s = format!("#{nonce} {}\n", display_line(command));
+    /// Its first line, a comment, is what the hook shows whoever watches the window.
+    pub fn script(self, command: &str, cwd: Option<&str>, env: &[(String, String)]) -> String {
+        let mut s = format!("# {}\n", display_line(command));
         for (k, v) in env {
             match self {
                 Shell::Fish => s.push_str(&format!("set -gx {k} {}\n", fish_quote(v))),
@@ -114,9 +107,9 @@ fn posix_markers(cmds: &Path) -> String {
     format!(
         r#"__archy_n= __archy_f={}/"$ARCHY_SESSION".sh
 __archy_b() {{
-  local l; IFS= read -r l < "$__archy_f"; l=${{l#\#}}; __archy_n=${{l%% *}}
-  printf '\033[2m$ %s\033[0m\n' "${{l#* }}"
-  printf '{BEGIN_FMT}' "$__archy_n"
+  __archy_n=$1
+  local l; IFS= read -r l < "$__archy_f"; printf '\033[2m$ %s\033[0m\n' "${{l#\# }}"
+  printf '{BEGIN_FMT}' "$1"
 }}
 __archy_p() {{
   local rc=$?
@@ -166,11 +159,10 @@ fn fish_hook(cmds: &Path) -> String {
 set -g __archy_n ''
 set -g __archy_f {}/$ARCHY_SESSION.sh
 function __archy_b
+    set -g __archy_n $argv[1]
     read -l l < $__archy_f
-    set -l parts (string split -m1 ' ' -- (string sub -s 2 -- $l))
-    set -g __archy_n $parts[1]
-    printf '\033[2m$ %s\033[0m\n' "$parts[2]"
-    printf '{BEGIN_FMT}' $__archy_n
+    printf '\033[2m$ %s\033[0m\n' (string replace -r '^# ' '' -- $l)
+    printf '{BEGIN_FMT}' $argv[1]
 end
 function exit --description "exit, reporting the status of Archy's command first"
     set -l rc $status
