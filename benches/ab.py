@@ -11,13 +11,11 @@ A build is a path to an `archy-executor` binary. Prints each round's median per 
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests/reliability"))
-import harness  # noqa: E402
+from bench import ms, timed  # benches/ is on sys.path when this file runs
+
+import harness  # bench.py put tests/reliability on sys.path
 
 
 def median_ms(binary: Path, cmd: str, n: int) -> float:
@@ -25,16 +23,13 @@ def median_ms(binary: Path, cmd: str, n: int) -> float:
     d = harness.Daemon(config={"history": 1000}, tmpfs_runtime=True).start()
     try:
         c = d.client()
-        for _ in range(20):
-            c.call("execute", command=cmd)
-        times = []
-        for _ in range(n):
-            t = time.perf_counter()
+
+        def run() -> None:
             r = c.call("execute", command=cmd)
-            times.append((time.perf_counter() - t) * 1000)
             if r["exit_code"] != 0:
                 raise SystemExit(f"{binary}: {cmd!r} exited {r['exit_code']}: {r['output']}")
-        return statistics.median(times)
+
+        return ms(timed(run, n, 20))["median_ms"]
     finally:
         d.cleanup()
 

@@ -358,14 +358,7 @@ def main():
             t = NOW()
             r = c.call("execute", command="seq 1 100000", max_bytes=1)
             times.append(NOW() - t)
-            got, off = [], 0
-            while True:
-                p = c.call("output", id=r["id"], offset=off, limit=1 << 20)
-                got.append(p["data"])
-                off += len(p["data"].encode())
-                if p["complete"] or not p["data"]:
-                    break
-            text = "".join(got)
+            text = c.read_output(r["id"])
             delivered.append(sum(1 for a_, b_ in zip(text.splitlines(), expected.splitlines()) if a_ == b_))
         cmp_tmux.run("send-keys", "-t", "cmp", "clear; seq 1 100000", "Enter")
         time.sleep(2)

@@ -1426,7 +1426,7 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 /// Write a file, making its directory only when it is missing (it was removed, or this is
 /// the first file): not a `mkdir` and a `stat` before every write of every command.
-pub(crate) fn write_making_dir(path: &Path, data: &[u8]) -> std::io::Result<()> {
+fn write_making_dir(path: &Path, data: &[u8]) -> std::io::Result<()> {
     match std::fs::write(path, data) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {

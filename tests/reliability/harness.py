@@ -73,6 +73,16 @@ class Client:
             raise RpcError(msg["error"])
         return msg["result"]
 
+    def read_output(self, cmd_id: str) -> str:
+        """A command's whole output, paged through `output`."""
+        got, offset = [], 0
+        while True:
+            page = self.call("output", id=cmd_id, offset=offset, limit=1 << 20)
+            got.append(page["data"])
+            offset += len(page["data"].encode())
+            if page["complete"] or not page["data"]:
+                return "".join(got)
+
     def next_notification(self) -> dict:
         if self.notifications:
             return self.notifications.pop(0)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import Daemon, RpcError
+from harness import RpcError
 
 APP_CODES = range(-32099, -31999)
 
@@ -89,14 +89,7 @@ def test_disk_full_for_output_spill(daemons, small_tmpfs, figures):
         r = c.call("execute", command=f"seq 1 {n}", max_bytes=100)
         assert r["state"] == "exited" and r["exit_code"] == 0
         assert r["output_bytes"] == len(expected) and r["truncated"]
-        got, offset = [], 0
-        while True:
-            page = c.call("output", id=r["id"], offset=offset, limit=1 << 20)
-            got.append(page["data"])
-            offset += len(page["data"].encode())
-            if page["complete"] or not page["data"]:
-                break
-        assert "".join(got) == expected, "output lost when the spill hit a full disk"
+        assert c.read_output(r["id"]) == expected, "output lost when the spill hit a full disk"
         # The fault really happened (the daemon then took the spill back into memory and
         # deleted the partial file, so the disk is no longer full).
         assert "output spill failed" in d.log() and "No space left" in d.log(), d.log()[-2000:]
